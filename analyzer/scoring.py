@@ -1,0 +1,419 @@
+"""From segments to findings: score candidates, fuse them, explain them in Chinese.
+
+detect() runs in three steps with a seam between them, so a trained classifier can join
+later without touching the rules:
+
+1. prepare: normalize each segment once, mark hallucinations and ASR weakness;
+2. candidates: every scorer (today only LexiconScorer) turns prepared segments into
+   Candidates - one per category per segment, with a score in [0, 1] and the reasons;
+   a classifier scorer would emit per-category probabilities per segment window the same way;
+3. fuse: candidates of one category on one channel that overlap or lie within MERGE_GAP
+   seconds become one Finding; scores from different sources combine by noisy-OR; findings
+   under the threshold are dropped.
+
+Lexicon scoring of one hit: the rule's score (x FUZZY_FACTOR when heard as a homophone),
++CONTEXT_BOOST per context word in the same segment and +NEIGHBOUR_BOOST per context word in
+a neighbouring segment (together at most +MAX_BOOST), -COUNTER_PENALTY per counter-context
+word nearby (at most -MAX_PENALTY), times the ASR weight of the segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .lexicon import FUZZY_FACTOR, Hit, Lexicon, TextMatch, default_lexicon
+from .text import is_hallucination, normalize
+from .types import CATEGORIES, RISK_LEVEL_ZH, SEVERITIES, SEVERITY_ZH, Finding, Risk, Segment
+
+CONTEXT_BOOST = 0.15
+NEIGHBOUR_BOOST = 0.1
+MAX_BOOST = 0.3
+COUNTER_PENALTY = 0.2
+MAX_PENALTY = 0.4
+# Neighbouring segments (for context words) must start within this many seconds.
+NEIGHBOUR_SECONDS = 10.0
+# Same-category candidates closer than this merge into one finding.
+MERGE_GAP = 2.0
+
+# ASR weakness, after faster-whisper's own defaults (no_speech_threshold 0.6,
+# log_prob_threshold -1.0): above/below them a segment's words are less certain.
+NO_SPEECH_FROM = 0.5
+LOGPROB_FROM = -1.0
+MIN_ASR_WEIGHT = 0.4
+
+
+def asr_weight(segment: Segment) -> float:
+    """1.0 for a confident segment, down to MIN_ASR_WEIGHT for a likely-silent or garbled one.
+
+    no_speech_prob above 0.5 loses 1.2 per unit (0.8 -> 0.64); avg_logprob below -1.0 loses
+    0.6 per unit (-1.5 -> 0.7); the two multiply.
+    """
+    w_ns = 1.0
+    if segment.no_speech_prob > NO_SPEECH_FROM:
+        w_ns = max(MIN_ASR_WEIGHT, 1.0 - (segment.no_speech_prob - NO_SPEECH_FROM) * 1.2)
+    w_lp = 1.0
+    if segment.avg_logprob < LOGPROB_FROM:
+        w_lp = max(MIN_ASR_WEIGHT, 1.0 + (segment.avg_logprob - LOGPROB_FROM) * 0.6)
+    return max(MIN_ASR_WEIGHT, w_ns * w_lp)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One segment as every scorer sees it."""
+
+    position: int  # index into the segment list
+    segment: Segment
+    text: str  # normalized
+    hallucination: bool
+    weight: float  # asr_weight
+
+
+@dataclass
+class Candidate:
+    """A scorer's claim that one segment (or window) shows one category."""
+
+    category: str
+    positions: list[int]  # into the prepared list
+    start: float
+    end: float
+    channel: int | None
+    score: float
+    severity: str
+    evidence: list[str]
+    source: list[str]  # "lexicon:threat.violence", later "model:<name>"
+    reasons: list[str]  # Chinese, one per contributing rule or model
+    parts: dict[str, float] = field(default_factory=dict)  # source -> score, for fusion
+
+
+class Scorer(Protocol):
+    def candidates(self, segments: Sequence[Prepared]) -> list[Candidate]: ...
+
+
+def prepare(segments: Iterable[Segment]) -> list[Prepared]:
+    out = []
+    for pos, seg in enumerate(segments):
+        out.append(Prepared(pos, seg, normalize(seg.text), is_hallucination(seg.text),
+                            asr_weight(seg)))
+    return out
+
+
+# --------------------------------------------------------------------------- lexicon scorer
+
+
+@dataclass
+class ScoredHit:
+    hit: Hit
+    score: float
+    reasons: list[str]
+
+
+class LexiconScorer:
+    """Rule hits -> candidates, with context from the segment and its neighbours."""
+
+    def __init__(self, lexicon: Lexicon):
+        self.lexicon = lexicon
+
+    def candidates(self, segments: Sequence[Prepared]) -> list[Candidate]:
+        matches: dict[int, TextMatch] = {}
+        for p in segments:
+            if not p.hallucination and p.text:
+                matches[p.position] = self.lexicon.analyze(p.text, normalized=True)
+        out: list[Candidate] = []
+        for p in segments:
+            m = matches.get(p.position)
+            if m is None or not m.hits:
+                continue
+            neighbours = [
+                matches[q.position].repaired
+                for q in _neighbours(segments, p)
+                if q.position in matches
+            ]
+            scored = [self.score_hit(h, m, neighbours, p.weight) for h in m.hits]
+            by_cat: dict[str, list[ScoredHit]] = {}
+            for s in scored:
+                by_cat.setdefault(s.hit.category, []).append(s)
+            for cat, items in by_cat.items():
+                out.append(self._candidate(cat, p, items))
+        return out
+
+    def score_hit(
+        self, hit: Hit, match: TextMatch, neighbours: list[str], weight: float
+    ) -> ScoredHit:
+        rule = self.lexicon.rules_by_id[hit.rule_id]
+        score = hit.score
+        reasons = [
+            f"规则 {rule.full_id}（{rule.description}，{SEVERITY_ZH[rule.severity]}）"
+            f"命中“{hit.text}”，基础分 {rule.score:.2f}"
+        ]
+        if hit.fuzzy:
+            reasons.append(f"同音容错：听到“{hit.text}”，按“{hit.repaired}”匹配 ×{FUZZY_FACTOR}")
+        span = (hit.start, hit.end)
+        here = Lexicon.context_found(rule.context, match.repaired, span)
+        near = [
+            w for w in Lexicon.context_found(rule.context, "\n".join(neighbours)) if w not in here
+        ]
+        boost = min(MAX_BOOST, CONTEXT_BOOST * len(here) + NEIGHBOUR_BOOST * len(near))
+        if here or near:
+            words = [f"“{w}”（本句）" for w in here] + [f"“{w}”（相邻语句）" for w in near]
+            reasons.append(f"上下文词{'、'.join(words)} +{boost:.2f}")
+        # Counter words count even inside the hit ("安排上门服务" is a service visit).
+        counter_here = Lexicon.context_found(rule.counter_context, match.repaired)
+        counter_near = Lexicon.context_found(rule.counter_context, "\n".join(neighbours))
+        counter = list(dict.fromkeys(counter_here + counter_near))
+        penalty = min(MAX_PENALTY, COUNTER_PENALTY * len(counter))
+        if counter:
+            reasons.append(f"反向上下文词{'、'.join(f'“{w}”' for w in counter)} -{penalty:.2f}")
+        score = score + boost - penalty
+        if weight < 1.0:
+            reasons.append(f"语音识别置信度低 ×{weight:.2f}")
+            score *= weight
+        score = min(1.0, max(0.0, score))
+        return ScoredHit(hit, score, reasons)
+
+    def _candidate(self, category: str, p: Prepared, items: list[ScoredHit]) -> Candidate:
+        # Overlapping hits of one category say the same thing once: keep the best of each
+        # overlapping cluster, then combine the clusters.
+        items = sorted(items, key=lambda s: s.score, reverse=True)
+        kept: list[ScoredHit] = []
+        for s in items:
+            if not any(k.hit.start < s.hit.end and s.hit.start < k.hit.end for k in kept):
+                kept.append(s)
+        parts: dict[str, float] = {}
+        for s in kept:
+            key = f"lexicon:{s.hit.rule_id}"
+            parts[key] = max(parts.get(key, 0.0), s.score)
+        kept.sort(key=lambda s: s.hit.start)
+        return Candidate(
+            category=category,
+            positions=[p.position],
+            start=p.segment.start,
+            end=p.segment.end,
+            channel=p.segment.channel,
+            score=_noisy_or(parts.values()),
+            severity=_max_severity(s.hit.severity for s in kept),
+            evidence=list(dict.fromkeys(s.hit.text for s in kept)),
+            source=list(parts),
+            reasons=["，".join(s.reasons) + f"，得分 {s.score:.2f}" for s in kept],
+            parts=parts,
+        )
+
+
+def _neighbours(segments: Sequence[Prepared], p: Prepared) -> list[Prepared]:
+    out = []
+    for q in (p.position - 1, p.position + 1):
+        if 0 <= q < len(segments):
+            other = segments[q]
+            if abs(other.segment.start - p.segment.start) <= NEIGHBOUR_SECONDS:
+                out.append(other)
+    return out
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+def fuse(candidates: list[Candidate], threshold: float) -> list[Finding]:
+    """Merge same-category candidates that are close in time, keep those over threshold."""
+    groups: list[list[Candidate]] = []
+    ordered = sorted(candidates, key=lambda c: (c.category, _channel_key(c.channel), c.start))
+    for c in ordered:
+        last = groups[-1] if groups else None
+        if (
+            last
+            and last[0].category == c.category
+            and last[0].channel == c.channel
+            and c.start - max(x.end for x in last) <= MERGE_GAP
+        ):
+            last.append(c)
+        else:
+            groups.append([c])
+    findings = []
+    for g in groups:
+        parts: dict[str, float] = {}
+        for c in g:
+            for src, s in c.parts.items():
+                parts[src] = max(parts.get(src, 0.0), s)
+        score = _noisy_or(parts.values())
+        if score < threshold:
+            continue
+        severity = _max_severity(c.severity for c in g)
+        evidence = list(dict.fromkeys(e for c in g for e in c.evidence))
+        source = list(dict.fromkeys(s for c in g for s in c.source))
+        reasons = [r for c in g for r in c.reasons]
+        positions = sorted({i for c in g for i in c.positions})
+        explanation = (
+            f"判定为“{CATEGORIES[g[0].category]}”（{SEVERITY_ZH[severity]}）：" + "；".join(reasons)
+            + f"。综合得分 {score:.2f}（阈值 {threshold:.2f}）。"
+        )
+        findings.append(
+            Finding(
+                category=g[0].category,
+                start=min(c.start for c in g),
+                end=max(c.end for c in g),
+                score=score,
+                severity=severity,
+                evidence=evidence,
+                source=source,
+                explanation=explanation,
+                segment_indices=positions,
+                channel=g[0].channel,
+            )
+        )
+    return sorted(findings, key=lambda f: (f.start, list(CATEGORIES).index(f.category)))
+
+
+def _channel_key(channel: int | None) -> int:
+    return -1 if channel is None else channel
+
+
+def _noisy_or(scores: Iterable[float]) -> float:
+    miss = 1.0
+    for s in scores:
+        miss *= 1.0 - min(1.0, max(0.0, s))
+    return 1.0 - miss
+
+
+def _max_severity(severities: Iterable[str]) -> str:
+    return max(severities, key=SEVERITIES.index)
+
+
+# --------------------------------------------------------------------------- detector
+
+
+class RuleDetector:
+    """The Detector of analyzer.pipeline: `.detect(segments) -> list[Finding]`.
+
+    `scorers` defaults to the lexicon alone; pass extra scorers (e.g. a classifier emitting
+    Candidates with source "model:<name>") to fuse them with the rules.
+    """
+
+    def __init__(
+        self,
+        lexicon: Lexicon | None = None,
+        threshold: float = 0.5,
+        extra_scorers: Sequence[Scorer] = (),
+    ):
+        self.lexicon = lexicon if lexicon is not None else default_lexicon()
+        self.threshold = threshold
+        self.scorers: list[Scorer] = [LexiconScorer(self.lexicon), *extra_scorers]
+
+    def detect(self, segments: Sequence[Segment]) -> list[Finding]:
+        prepared = prepare(segments)
+        candidates = [c for scorer in self.scorers for c in scorer.candidates(prepared)]
+        findings = fuse(candidates, self.threshold)
+        # Segment.index is what reports show; positions were list offsets.
+        for f in findings:
+            f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
+        return findings
+
+
+# --------------------------------------------------------------------------- call risk
+
+# How much one finding of each severity, at full confidence, moves the call's risk.
+SEVERITY_WEIGHT = {"low": 0.15, "medium": 0.3, "high": 0.5, "critical": 0.7}
+# A call with a high or critical finding is at least "medium" or "high" risk.
+SEVERITY_FLOOR = {"low": 1, "medium": 1, "high": 30, "critical": 60}
+LEVEL_FROM = (("high", 60), ("medium", 30), ("low", 1))
+
+
+def risk_of(findings: Sequence[Finding]) -> Risk:
+    """0-100 call risk: 100 x (1 - prod(1 - w(severity) x score)), floored by the worst severity.
+
+    Noisy-OR of the findings, so each added finding can only raise the risk and many small
+    ones add up (two medium insults at 0.6 -> 33, "medium"); the floor keeps one critical
+    finding (a verification-code request) at "high" whatever its score. Levels: none (no
+    findings), low 1-29, medium 30-59, high 60-100.
+    """
+    if not findings:
+        return Risk(0, "none")
+    miss = 1.0
+    for f in findings:
+        miss *= 1.0 - SEVERITY_WEIGHT[f.severity] * min(1.0, max(0.0, f.score))
+    score = round(100 * (1.0 - miss))
+    floor = max(SEVERITY_FLOOR[f.severity] for f in findings)
+    score = min(100, max(score, floor))
+    level = next(name for name, low in LEVEL_FROM if score >= low)
+    return Risk(score, level)
+
+
+# --------------------------------------------------------------------------- explain
+
+
+@dataclass
+class Explanation:
+    """What `callaudit explain "文本"` shows: every hit (also suppressed ones) and the result."""
+
+    text: str
+    normalized: str
+    repaired: str
+    hallucination: bool
+    corrections: list[dict[str, Any]]
+    hits: list[dict[str, Any]]
+    findings: list[Finding]
+    risk: Risk
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "normalized": self.normalized,
+            "repaired": self.repaired,
+            "hallucination": self.hallucination,
+            "corrections": self.corrections,
+            "hits": self.hits,
+            "findings": [f.to_dict() for f in self.findings],
+            "risk": {"score": self.risk.score, "level": self.risk.level},
+            "threshold": self.threshold,
+        }
+
+    def render(self) -> str:
+        lines = [f"原文：{self.text}", f"规范化：{self.normalized}"]
+        if self.hallucination:
+            lines.append("该文本是语音识别的常见幻觉（字幕署名、频道广告或重复循环），不做检测。")
+            return "\n".join(lines)
+        for c in self.corrections:
+            lines.append(f"同音容错：“{c['heard']}”按“{c['word']}”理解（拼音差 {c['distance']}）")
+        if not self.hits:
+            lines.append("未命中任何规则。")
+        for h in self.hits:
+            state = f"不计入（{h['suppressed']}）" if h["suppressed"] else "计入"
+            fuzzy = f"，同音“{h['repaired']}”" if h["fuzzy"] else ""
+            lines.append(
+                f"命中 {h['rule']}：“{h['text']}”{fuzzy}，基础分 {h['score']:.2f}，{state}"
+            )
+        if self.findings:
+            lines.append("结论：")
+            for f in self.findings:
+                lines.append(f"  [{f.category_zh}] {f.explanation}")
+        else:
+            lines.append(f"结论：没有达到阈值 {self.threshold:.2f} 的违规。")
+        lines.append(f"风险：{RISK_LEVEL_ZH[self.risk.level]}（{self.risk.score}/100）")
+        return "\n".join(lines)
+
+
+def explain(text: str, lexicon: Lexicon | None = None, threshold: float = 0.5) -> Explanation:
+    """Run the rule detector on one sentence and say what fired and why."""
+    lexicon = lexicon if lexicon is not None else default_lexicon()
+    normalized = normalize(text)
+    hallucination = is_hallucination(text)
+    match = lexicon.analyze(normalized, normalized=True, keep_suppressed=True)
+    detector = RuleDetector(lexicon, threshold)
+    findings = detector.detect([Segment(0, 0.0, 0.0, text)])
+    return Explanation(
+        text=text,
+        normalized=normalized,
+        repaired=match.repaired,
+        hallucination=hallucination,
+        corrections=[
+            {"span": [c.start, c.end], "heard": c.heard, "word": c.word, "distance": c.distance}
+            for c in match.corrections
+        ],
+        hits=[] if hallucination else [h.to_dict() for h in match.hits],
+        findings=findings,
+        risk=risk_of(findings),
+        threshold=threshold,
+    )
