@@ -20,6 +20,7 @@ from typing import Any
 
 from .audio import is_audio
 from .errors import CallauditError, InputError
+from .report import file_name
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ RESUME_KEYS = ("callaudit_version", "asr_model_sha256", "asr_settings_sha256", "
                "classifier_sha256")
 
 
-def _same_run(old: dict[str, Any], sha: str, provenance: dict[str, Any]) -> bool:
+def same_run(old: dict[str, Any], sha: str, provenance: dict[str, Any]) -> bool:
     prev = old.get("provenance") or {}
     return old.get("sha256") == sha and all(prev.get(k) == provenance.get(k) for k in RESUME_KEYS)
 
@@ -134,13 +135,13 @@ def pending(
     rules (resume)."""
     todo, done = [], []
     for path in audio:
-        target = out / REPORTS / (report_name(root, path) + ".json")
+        target = out / REPORTS / file_name(report_name(root, path), "json")
         try:
             old = json.loads(target.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             todo.append(path)
             continue
-        if isinstance(old, dict) and _same_run(old, sha_of(path), provenance):
+        if isinstance(old, dict) and same_run(old, sha_of(path), provenance):
             done.append(old)
         else:
             todo.append(path)

@@ -54,6 +54,7 @@ CARD_NAME = "MODEL_CARD.md"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 RETRAIN = "请运行 `callaudit train` 重新训练模型"
 BLOCKS: tuple[str, ...] = ("word", "char", "pinyin")
+WORD_NGRAMS = (1, 1)
 # Libraries whose versions the artifact records (training reproducibility, not a load check).
 _LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba", "pypinyin", "opencc-python-reimplemented")
 
@@ -78,13 +79,27 @@ def _ngrams(items: Sequence[str], lo: int, hi: int, sep: str) -> list[str]:
     return out
 
 
+def _syllables(chars: str) -> list[str]:
+    """Toneless pinyin, one per character, each polyphone read in context (还钱 huan): what a
+    listener, and Whisper, hears. Non-Han characters stand for themselves."""
+    from pypinyin import Style, lazy_pinyin
+
+    out = lazy_pinyin(chars, style=Style.NORMAL, errors=list)
+    if len(out) != len(chars):  # keep one syllable per char whatever pypinyin did
+        out = [lazy_pinyin(ch, style=Style.NORMAL, errors=list)[0] for ch in chars]
+    return out
+
+
 class Featurizer:
     """Text → feature strings per block. Pure Python: used at training and at scoring time,
     so both see exactly the same features."""
 
+    _MEMO_MAX = 200_000  # training featurizes each (augmented) text once per fold
+
     def __init__(self):
         self._tok = None
         self.userdict_sha256: str | None = None
+        self._memo: dict[str, dict[str, list[str]]] = {}
 
     def _tokenizer(self):
         if self._tok is None:
@@ -98,16 +113,23 @@ class Featurizer:
         return self._tok
 
     def features(self, raw: str) -> dict[str, list[str]]:
-        from .text import normalize, syllables
+        found = self._memo.get(raw)
+        if found is not None:
+            return found
+        from .text import normalize
 
         norm = normalize(raw)
         chars = "".join(c for c in norm if _keep(c))
         words = [w for w in self._tokenizer().tokens(norm) if any(_keep(c) for c in w)]
-        return {
-            "word": words,
+        feats = {
+            "word": _ngrams(words, *WORD_NGRAMS, " "),
             "char": _ngrams(list(chars), 1, 3, ""),
-            "pinyin": _ngrams(syllables(chars), 2, 3, " "),
+            "pinyin": _ngrams(_syllables(chars), 2, 3, " "),
         }
+        if len(self._memo) >= self._MEMO_MAX:
+            self._memo.clear()
+        self._memo[raw] = feats
+        return feats
 
 
 @lru_cache(maxsize=1)

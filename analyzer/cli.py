@@ -218,6 +218,24 @@ def batch(folder, out_dir, workers, formats, engine, address, call_log, night, m
     sys.exit(EXIT_FINDINGS if any(r.get("findings") for r in result.reports) else 0)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="报告和进度写入该目录（可以在监视的文件夹里）")
+@click.option("--settle", default=3.0, show_default=True, type=click.FloatRange(0), help="文件停止变化多少秒后才分析")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), default=("json",), show_default=True)
+@click.option("--once", is_flag=True, help="只处理当前已就绪的文件然后退出（适合定时任务）")
+@_tz_option
+@asr_options
+def watch(folder, out_dir, settle, formats, once, tz, model, beam_size, threshold, verbose):
+    """监视文件夹：新录音复制完成后自动分析并写出报告（Ctrl-C 停止）。"""
+    _setup_logging(verbose)
+    from .watch import watch as run_watch
+
+    run_watch(Path(folder), Path(out_dir), _analyzer(model, beam_size, threshold, tz),
+              settle=settle, formats=formats, once=once)
+    sys.exit(0)
+
+
 def summary_screen(result) -> str:
     """The one-screen summary printed at the end of a batch."""
     from .types import CATEGORIES

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from .audio import check_readable, is_audio
-from .batch import REPORTS, report_name
+from .batch import REPORTS, report_name, same_run
 from .errors import CallauditError, InputError, ModelError, RuleError
 from .fileio import atomic_write_text
-from .report import FORMATS, report_filename, write_report
+from .report import FORMATS, file_name, write_report
 from .types import RISK_LEVEL_ZH, CallReport
 from .weights import sha256_file
 
@@ -119,6 +119,9 @@ def watch(
 class _Watcher:
     def __init__(self, root, out, analyzer, settle, poll, formats, stop, on_event):
         self.root, self.out, self.analyzer = root, out, analyzer
+        # Reports by another model or rule set are redone (fakes in tests have no provenance).
+        prov = getattr(analyzer, "provenance", None)
+        self.provenance = prov() if callable(prov) else None
         self.settle, self.poll = max(0.0, settle), max(0.01, poll)
         self.formats = formats
         self.stop = stop or threading.Event()
@@ -251,9 +254,8 @@ class _Watcher:
             return self.record(key, path, size, mtime, sha, "skipped", reason=_not_audio_reason(path))
 
         stem = report_name(self.root, path)
-        # report is only read when no stem is given
-        target = self.out / REPORTS / report_filename(None, "json", stem)  # type: ignore[arg-type]
-        if _report_sha(target) == sha:
+        target = self.out / REPORTS / file_name(stem, "json")
+        if _done_before(target, sha, self.provenance):
             return self.record(key, path, size, mtime, sha, "resumed", report=target)
 
         try:
@@ -370,13 +372,15 @@ def _resolved(p: Path) -> Path:
         return p.absolute()
 
 
-def _report_sha(target: Path) -> str | None:
-    """sha256 recorded in an existing JSON report, or None (absent, torn, not ours)."""
+def _done_before(target: Path, sha: str, provenance: dict | None) -> bool:
+    """An existing JSON report of this content by the same model and rules (batch's rule)."""
     try:
         data = json.loads(target.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return data.get("sha256") if isinstance(data, dict) else None
+        return False
+    if not isinstance(data, dict):
+        return False
+    return data.get("sha256") == sha if provenance is None else same_run(data, sha, provenance)
 
 
 def _not_audio_reason(path: Path) -> str:

@@ -20,7 +20,7 @@ FORMATS: tuple[str, ...] = ("text", "json", "html", "md")
 EXTENSIONS: dict[str, str] = {"text": ".txt", "json": ".json", "html": ".html", "md": ".md"}
 
 __all__ = [
-    "EXTENSIONS", "FORMATS", "complete", "render", "render_many", "report_filename",
+    "EXTENSIONS", "FORMATS", "complete", "file_name", "render", "render_many", "report_filename",
     "to_json_dict", "write_report",
 ]
 
@@ -75,11 +75,16 @@ def render_many(reports: list[CallReport], fmt: str = "text", **options: Any) ->
 _UNSAFE_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 
 
-def report_filename(report: CallReport, fmt: str, stem: str | None = None) -> str:
-    """stem (default: the recording's file stem) plus the format's extension, safe on every OS."""
+def file_name(stem: str, fmt: str) -> str:
+    """stem plus the format's extension, safe on every OS (batch and watch look reports up
+    by this name when they resume)."""
     _check(fmt)
-    raw = PurePath(report.file).stem if stem is None else stem
-    return (_UNSAFE_NAME.sub("_", raw).strip(" .") or "report") + EXTENSIONS[fmt]
+    return (_UNSAFE_NAME.sub("_", stem).strip(" .") or "report") + EXTENSIONS[fmt]
+
+
+def report_filename(report: CallReport, fmt: str, stem: str | None = None) -> str:
+    """File name of a call's report: stem, by default the recording's file stem."""
+    return file_name(PurePath(report.file).stem if stem is None else stem, fmt)
 
 
 def write_report(
