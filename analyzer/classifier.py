@@ -90,6 +90,29 @@ def _syllables(chars: str) -> list[str]:
     return out
 
 
+# Words that negate what follows in their clause: "不要把验证码告诉任何人" is a warning, "把验证码
+#告诉我" a request. A bag of words cannot see the difference; marking the words after a
+# negator ("~告诉") lets the linear model weigh them apart.
+NEGATORS = frozenset(
+    "不 不要 别 不会 不能 不得 不用 不必 没 没有 绝不 从不 从来不 决不 切勿 勿 禁止 严禁 不可 "
+    "不可以 无需 拒绝 谨防 提防 小心 警惕".split()
+)
+NEGATION = True
+
+
+def _mark_negated(tokens: Sequence[str]) -> list[str]:
+    """Word tokens with those after a negator, up to the clause end, prefixed by "~"."""
+    out, negated = [], False
+    for w in tokens:
+        if not any(_keep(c) for c in w):
+            negated = False  # punctuation ends the clause
+            continue
+        out.append(f"~{w}" if negated else w)
+        if w in NEGATORS:
+            negated = True
+    return out
+
+
 class Featurizer:
     """Text → feature strings per block. Pure Python: used at training and at scoring time,
     so both see exactly the same features."""
@@ -120,7 +143,9 @@ class Featurizer:
 
         norm = normalize(raw)
         chars = "".join(c for c in norm if _keep(c))
-        words = [w for w in self._tokenizer().tokens(norm) if any(_keep(c) for c in w)]
+        words = _mark_negated(self._tokenizer().tokens(norm)) if NEGATION else [
+            w for w in self._tokenizer().tokens(norm) if any(_keep(c) for c in w)
+        ]
         feats = {
             "word": _ngrams(words, *WORD_NGRAMS, " "),
             "char": _ngrams(list(chars), 1, 3, ""),
@@ -255,15 +280,27 @@ class Classifier:
         return WindowScores(best, source)
 
     def score_segments(
-        self, segments: Sequence[Segment], max_gap: float = 2.0, margin: float = 0.1
+        self,
+        segments: Sequence[Segment],
+        max_gap: float = 2.0,
+        margin: float = 0.1,
+        skip: Sequence[bool] | None = None,
     ) -> WindowScores:
         """window_proba over ASR segments: neighbours are joined only on the same channel and
-        when the pause between them is at most `max_gap` seconds."""
+        when the pause between them is at most `max_gap` seconds. skip[i] (e.g. a Whisper
+        hallucination) scores 0 and is never joined: it must not produce or feed a finding."""
+        n = len(segments)
+        skip = [False] * n if skip is None else [bool(x) for x in skip]
+        if len(skip) != n:
+            raise ValueError("skip needs one entry per segment")
         joinable = [
-            a.channel == b.channel and (b.start - a.end) <= max_gap
-            for a, b in zip(segments, segments[1:], strict=False)
+            a.channel == b.channel and (b.start - a.end) <= max_gap and not (sa or sb)
+            for a, b, sa, sb in zip(segments, segments[1:], skip, skip[1:], strict=False)
         ]
-        return self.window_proba([s.text for s in segments], joinable, margin)
+        texts = ["" if sk else s.text for s, sk in zip(segments, skip, strict=True)]
+        scores = self.window_proba(texts, joinable, margin)
+        scores.proba[np.array(skip, dtype=bool)] = 0.0
+        return scores
 
     def top_features(self, text: str, category: str, k: int = 5) -> list[tuple[str, float]]:
         """The features that pushed `text` towards `category` most, as (feature, contribution
@@ -506,13 +543,13 @@ class TrainConfig:
     augment_share: float = 0.6  # share of training rows that get a Whisper-like copy
     join_share: float = 0.15  # share joined with a lawful neighbour sentence
     C: float = 8.0  # inverse l2 strength of each logistic regression
-    class_weight: str | None = None  # "balanced": up-weight the rare positives
+    class_weight: str | None = "balanced"  # up-weight the rare positives (1 in 17)
     max_features: dict[str, int] = field(
         default_factory=lambda: {"word": 6000, "char": 25000, "pinyin": 12000}
     )
     min_df: int = 2
     cv_folds: int = 5  # out-of-fold predictions on the training side choose thresholds
-    threshold_range: tuple[float, float] = (0.3, 0.9)
+    threshold_range: tuple[float, float] = (0.25, 0.9)
 
 
 class FittedModel:
@@ -648,6 +685,10 @@ def evaluate(
     pred = proba >= thresholds
     per = {c: prf(truth[:, k], pred[:, k]) for k, c in enumerate(CATEGORY_IDS)}
     micro = prf(truth.ravel(), pred.ravel())
+    # The corpus gives each utterance one category, yet many say two things at once (a threat
+    # to come to the workplace is also third_party): "any violation found" is the measure
+    # that ignores which of the overlapping categories was picked.
+    any_violation = prf(truth.any(axis=1), pred.any(axis=1))
     lawful = [i for i, e in enumerate(examples) if not e.labels]
     fa_by_kind: dict[str, list[int]] = {}
     for i in lawful:
@@ -655,6 +696,7 @@ def evaluate(
     return {
         "per_category": per,
         "micro": micro,
+        "any_violation": any_violation,
         "macro_f1": float(np.mean([per[c]["f1"] for c in CATEGORY_IDS])),
         "lawful_n": len(lawful),
         "lawful_false_alarm": float(np.mean([pred[i].any() for i in lawful])) if lawful else 0.0,
@@ -824,6 +866,11 @@ def render_card(meta: dict) -> str:
         f"| micro | | {mi['precision']:.3f} | {mi['recall']:.3f} | {mi['f1']:.3f} | "
         f"{mi['support']} |",
         "",
+        f"- Any violation found (whatever the category) vs lawful: precision "
+        f"{m['any_violation']['precision']:.3f}, recall {m['any_violation']['recall']:.3f}, "
+        f"F1 {m['any_violation']['f1']:.3f}. Each corpus utterance has one category, but many "
+        "say two things at once (a threat to visit the workplace is also third_party): an "
+        "extra correct category counts as a false positive above.",
         f"- Macro F1 {m['macro_f1']:.3f}. Lawful held-out utterances with any flag: "
         f"{m['lawful_false_alarm']:.3f} of {m['lawful_n']} ("
         + ", ".join(

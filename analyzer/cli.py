@@ -74,7 +74,18 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return out
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """Turns a user-actionable error in any command into one line on stderr and exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CallauditError as e:
+            click.echo(f"错误：{e}", err=True)
+            ctx.exit(EXIT_INPUT)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(package_name="callaudit", prog_name="callaudit")
 def cli():
     """callaudit：离线分析催收通话录音，找出违规言论（带时间点和法律依据）。"""
@@ -266,8 +277,6 @@ def summary_screen(result) -> str:
 def main() -> None:
     try:
         cli.main(prog_name="callaudit", standalone_mode=True)
-    except CallauditError as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         click.echo("已中断。", err=True)
         sys.exit(130)

