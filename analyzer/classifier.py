@@ -100,6 +100,13 @@ NEGATORS = frozenset(
 NEGATION = True
 
 
+def featurizer_settings() -> dict:
+    """What the features depend on; recorded in the artifact and checked when loading, so a
+    model is never scored with features it was not trained on."""
+    return {"version": 1, "word_ngrams": list(WORD_NGRAMS), "negation": NEGATION,
+            "char_ngrams": [1, 3], "pinyin_ngrams": [2, 3], "negators": sorted(NEGATORS)}
+
+
 def _mark_negated(tokens: Sequence[str]) -> list[str]:
     """Word tokens with those after a negator, up to the clause end, prefixed by "~"."""
     out, negated = [], False
@@ -403,6 +410,8 @@ def load_classifier(model_dir: Path | str | None = None) -> Classifier:
         raise ModelError(f"分类模型文件 {npath} 无法使用（{err}）：{RETRAIN}。") from err
     if meta.get("categories") != list(CATEGORY_IDS):
         raise ModelError(f"分类模型文件 {jpath} 的类别与本程序不一致：{RETRAIN}。")
+    if meta.get("featurizer") != featurizer_settings():
+        raise ModelError(f"分类模型文件 {jpath} 是用另一版特征提取训练的：{RETRAIN}。")
     featurizer = default_featurizer()
     clf = Classifier(meta, arrays, featurizer)
     _warn_if_userdict_changed(meta, featurizer)
@@ -773,6 +782,7 @@ def train(
         "model": "callaudit text classifier (tf-idf words + char 1-3 + pinyin 2-3, logistic)",
         "categories": list(CATEGORY_IDS),
         "blocks": list(BLOCKS),
+        "featurizer": featurizer_settings(),
         "vocabulary": vocab,
         "config": asdict(config),
         "libraries": _library_versions(),

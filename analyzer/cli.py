@@ -247,6 +247,46 @@ def watch(folder, out_dir, settle, formats, once, tz, model, beam_size, threshol
     sys.exit(0)
 
 
+@cli.group(cls=_Group, context_settings=CONTEXT)
+def rules():
+    """规则文件（analyzer/rules/*.yaml）的检查。"""
+
+
+@rules.command("check", context_settings=CONTEXT)
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def rules_check(directory, as_json):
+    """校验规则文件（默认：内置规则），列出每个类别的规则数。出错时指出文件和行号。"""
+    import json
+
+    from .lexicon import check_rules
+
+    summary = check_rules(directory)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(summary.render())
+    sys.exit(EXIT_INPUT if summary.missing else 0)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+@click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="判定阈值（0–1）")
+def explain(text, as_json, threshold):
+    """解释一句话：哪些规则和模型概率被触发、为什么。"""
+    import json
+
+    from .pipeline import Analyzer, AnalyzerOptions
+
+    result = Analyzer(AnalyzerOptions(threshold=threshold)).explain(text)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(result.render())
+    sys.exit(EXIT_FINDINGS if result.to_dict().get("findings") else 0)
+
+
 def summary_screen(result) -> str:
     """The one-screen summary printed at the end of a batch."""
     from .types import CATEGORIES

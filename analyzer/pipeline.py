@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import callaudit_version, legal, verdict
 from .asr import AsrOptions, Transcriber
-from .audio import Audio, check_readable, decode
+from .audio import Audio, Recording, check_readable
 from .cache import TranscriptCache, settings_key
 from .filenames import parse_filename
 from .report.common import call_date_of
@@ -77,6 +77,12 @@ class Analyzer:
             )
         return self._transcriber
 
+    def explain(self, text: str):
+        """What the detector makes of one sentence (rules, probabilities, context)."""
+        from .scoring import explain
+
+        return explain(text, self.lexicon, self.detector.threshold, detector=self.detector)
+
     def asr_key(self) -> str:
         info = self.transcriber.info
         return settings_key({"model": info.model_sha256 or info.model, **info.settings})
@@ -96,35 +102,45 @@ class Analyzer:
         return self._provenance
 
     def transcribe(self, audio: Audio) -> list[Segment]:
-        """All segments of a call, channels kept apart, ordered by time and indexed."""
+        """All segments of a call, channels kept apart, ordered by time and indexed. For a
+        piece of a long recording, times count from the start of the recording."""
         raw: list[Segment] = []
         for ch, samples in enumerate(audio.channels):
-            raw += self.transcriber.transcribe(samples, ch if audio.split else None)
-        raw.sort(key=lambda s: (s.start, s.channel or 0))
-        return [
-            Segment(i, s.start, s.end, s.text, s.channel, s.avg_logprob, s.no_speech_prob)
-            for i, s in enumerate(raw)
-        ]
+            for s in self.transcriber.transcribe(samples, ch if audio.split else None):
+                if audio.start:
+                    s = replace(s, start=s.start + audio.start, end=s.end + audio.start)
+                raw.append(s)
+        return _in_order(raw)
 
     def _segments(self, path: Path, digest: str) -> tuple[list[Segment], dict]:
         """Transcript and audio facts, from the cache when this file was transcribed before
-        with the same ASR settings."""
+        with the same ASR settings. The recording is decoded and transcribed piece by piece,
+        so memory stays bounded however long it is."""
         key = self.asr_key()
         cache = TranscriptCache(cache_dir() / "transcripts") if self.options.use_cache else None
         hit = cache.get(digest, key) if cache else None
         if hit is not None:
             log.info("使用已缓存的转写：%s", path.name)
             return hit
-        audio = decode(path)
-        log.info("转写 %s（%.0f 秒）", path.name, audio.duration)
-        segments = self.transcribe(audio)
+        recording = Recording(path)
+        stated = f"（约 {recording.stated:.0f} 秒）" if recording.stated else ""
+        log.info("转写 %s%s", path.name, stated)
+        segments: list[Segment] = []
+        channels = 1
+        for piece in recording.pieces():
+            if piece.start:
+                log.info("转写 %s：%.0f 秒起", path.name, piece.start)
+            segments += self.transcribe(piece)
+            channels = len(piece.channels)
+        segments = _in_order(segments)
         facts = {
-            "duration": audio.duration,
-            "channels": len(audio.channels),
-            "source_channels": audio.source_channels,
-            "source_rate": audio.source_rate,
-            "codec": audio.codec,
-            "container": audio.container,
+            "duration": recording.duration,
+            "channels": channels,
+            "source_channels": recording.source_channels,
+            "source_rate": recording.source_rate,
+            "codec": recording.codec,
+            "container": recording.container,
+            "warnings": recording.warnings,
         }
         if cache:
             cache.put(digest, key, segments, facts)
@@ -155,6 +171,12 @@ class Analyzer:
         legal.annotate(report, call_date_of(report))
         verdict.attach(report)
         return report
+
+
+def _in_order(segments: list[Segment]) -> list[Segment]:
+    """Sorted by time (left channel first on ties) and indexed from 0."""
+    ordered = sorted(segments, key=lambda s: (s.start, s.channel or 0))
+    return [replace(s, index=i) for i, s in enumerate(ordered)]
 
 
 def make_analyzer(options: AnalyzerOptions) -> Analyzer:

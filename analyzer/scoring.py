@@ -404,13 +404,18 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(text: str, lexicon: Lexicon | None = None, threshold: float = 0.5) -> Explanation:
-    """Run the rule detector on one sentence and say what fired and why."""
+def explain(
+    text: str,
+    lexicon: Lexicon | None = None,
+    threshold: float = 0.5,
+    detector: RuleDetector | None = None,
+) -> Explanation:
+    """Run the detector (default: rules alone) on one sentence and say what fired and why."""
     lexicon = lexicon if lexicon is not None else default_lexicon()
     normalized = normalize(text)
     hallucination = is_hallucination(text)
     match = lexicon.analyze(normalized, normalized=True, keep_suppressed=True)
-    detector = RuleDetector(lexicon, threshold)
+    detector = detector if detector is not None else RuleDetector(lexicon, threshold)
     findings = detector.detect([Segment(0, 0.0, 0.0, text)])
     return Explanation(
         text=text,

@@ -112,8 +112,10 @@ def test_loaded_model_matches_sklearn(tmp_path):
     config = C.TrainConfig(seed=0)
     model = C.fit(examples, config)
     vocab, arrays = model.arrays(np.full(len(CATEGORIES), 0.5))
-    C.save_artifact(tmp_path / "m", {"categories": list(CATEGORIES), "vocabulary": vocab,
-                                     "userdict_sha256": model.featurizer.userdict_sha256}, arrays)
+    meta = {"categories": list(CATEGORIES), "vocabulary": vocab,
+            "featurizer": C.featurizer_settings(),
+            "userdict_sha256": model.featurizer.userdict_sha256}
+    C.save_artifact(tmp_path / "m", meta, arrays)
     clf = C.load_classifier(tmp_path / "m")
     texts = ["今天不还钱我们就上门找你", "請把驗證碼念給我聽", "把验证马报给我", "", "。。。",
              "hello APP 123", "完全没见过的句子呢", "你这个废物，再不还钱就上门"]
@@ -251,6 +253,10 @@ def test_window_credits_split_sentences_but_not_a_neighbours_own_violation():
     np.testing.assert_allclose(clf.score_segments(segs).proba[:, 0], [0.2, 0.3])
     segs = [Segment(0, 0.0, 1.0, "你再不还"), Segment(1, 1.5, 2.0, "我们就上门")]
     np.testing.assert_allclose(clf.score_segments(segs).proba[:, 0], [0.9, 0.9])
+    # A hallucinated segment scores 0 and is not joined with its neighbour.
+    segs = [Segment(0, 0.0, 1.0, "你再不还"), Segment(1, 1.5, 2.0, "我们就上门")]
+    w = clf.score_segments(segs, skip=[False, True])
+    np.testing.assert_allclose(w.proba[:, 0], [0.2, 0.0])
     assert clf.window_proba([]).proba.shape == (0, 9)
 
 

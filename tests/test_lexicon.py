@@ -386,13 +386,13 @@ def test_bundled_lexicon_catches_asr_homophones():
 
 
 def test_hotwords_are_short_and_whole(small):
-    assert small.hotwords(max_chars=100) == "验证码，通讯录，紧急联系人，逾期"
+    assert small.hotwords(max_chars=100) == "验证码、通讯录、紧急联系人、逾期。"
     cut = small.hotwords(max_chars=9)
-    assert cut == "验证码，通讯录"  # the next word would overflow: dropped, not cut
+    assert cut == "验证码、通讯录。"  # the next word would overflow: dropped, not cut
     assert small.hotwords(max_chars=2) == ""
 
 
 def test_bundled_hotwords_start_with_error_prone_terms():
-    words = default_lexicon().hotwords().split("，")
+    words = default_lexicon().hotwords().rstrip("。").split("、")
     assert words[0] == "验证码" and "通讯录" in words
     assert len(default_lexicon().hotwords()) <= 40
