@@ -36,6 +36,8 @@ _CUT_SEARCH = 10.0
 # Shorter than this, Whisper cannot recognize anything (asr.py skips it).
 _TOO_SHORT = 1.0
 
+_DEMUX_OPTIONS = {"max_size": str(1 << 16)}
+
 # First bytes of the containers phones write: a file that starts like audio but cannot be
 # opened is damaged (a recording cut off by a crash or an interrupted copy), not "not audio".
 _MAGIC = (b"#!AMR", b"RIFF", b"ID3", b"OggS", b"fLaC", b"\xff\xf1", b"\xff\xf9", b"\xff\xfb",
@@ -90,7 +92,9 @@ def check_readable(path: Path) -> None:
 def _open(path: Path):
     check_readable(path)
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        # max_size: WAV packets of 64 KB instead of 4 KB; per-packet overhead, not the
+        # samples, is most of the time spent decoding hours of PCM. Other formats ignore it.
+        return av.open(str(path), mode="r", metadata_errors="ignore", options=_DEMUX_OPTIONS)
     except PermissionError as e:
         raise InputError(str(path), "没有读取权限，请检查文件权限") from e
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
@@ -113,11 +117,17 @@ def _unopenable(path: Path) -> str:
 
 def is_audio(path: str | os.PathLike) -> bool:
     """Cheap content check used when scanning folders."""
+    return audio_problem(path) is None
+
+
+def audio_problem(path: str | os.PathLike) -> str | None:
+    """None when path opens as audio (content probed, not decoded), else why not: one line
+    for the user."""
     try:
         with _open(Path(path)) as c:
-            return bool(c.streams.audio)
-    except InputError:
-        return False
+            return None if c.streams.audio else "文件中没有音轨，请确认是通话录音"
+    except InputError as e:
+        return e.problem
 
 
 def decode(path: str | os.PathLike) -> Audio:
@@ -142,10 +152,11 @@ class Recording:
         self.duration = 0.0
         self.warnings: list[str] = []
 
-    def pieces(self, seconds: float = CHUNK_SECONDS) -> Iterator[Audio]:
-        """Consecutive pieces of about `seconds`; each Audio's .start is its offset. A file
-        shorter than seconds (+ the cut search) comes as one piece. Holds about two pieces in
-        memory whatever the length of the recording."""
+    def pieces(self, seconds: float | None = None) -> Iterator[Audio]:
+        """Consecutive pieces of about `seconds` (default CHUNK_SECONDS); each Audio's .start
+        is its offset. A file shorter than seconds (+ the cut search) comes as one piece.
+        Holds about two pieces in memory whatever the length of the recording."""
+        seconds = CHUNK_SECONDS if seconds is None else seconds
         search = int(min(_CUT_SEARCH, seconds / 2) * SAMPLE_RATE)
         limit = seconds * SAMPLE_RATE
         split: bool | None = None

@@ -223,6 +223,7 @@ def augment_rows(
     share: float = 0.5,
     join_share: float = 0.15,
     neighbours: Sequence[str] = (),
+    fragment_share: float = 0.3,
 ) -> list[tuple[str, frozenset[str], str]]:
     """Extra training rows (text, labels, transform name) for a share of `rows`.
 
@@ -231,6 +232,10 @@ def augment_rows(
     - `join_share` of the rows are joined with a random lawful `neighbours` sentence before
       or after, keeping their labels: the classifier's window helper scores a segment together
       with its neighbour, and a violation stays a violation next to harmless words.
+    - `fragment_share` of the lawful rows (no labels) are cut in two as Whisper may cut them,
+      each half a lawful row of its own: "我们不会用 | 您的照片做任何宣传" must not make the
+      second half a violation. Violating rows are never cut: which half carries the violation
+      is unknown.
     The originals are not included. Labels never change: transforms keep the meaning.
     """
     rng = random.Random(seed)
@@ -249,4 +254,6 @@ def augment_rows(
             other = rng.choice(neighbours)
             joined = f"{other}{text}" if rng.random() < 0.5 else f"{text}{other}"
             out.append((punctuation(joined, rng), labels, "join"))
+        if not labels and rng.random() < fragment_share:
+            out.extend((part, labels, "fragment") for part in whisper_split(text, rng))
     return out

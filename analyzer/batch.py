@@ -5,26 +5,38 @@ Layout of OUT:
   reports/<relative path>.json   one per call (same JSON as `analyze`), plus chosen formats
   summary.json                   calls, patterns (night / frequency / burst), errors
   dossier.html, dossier.md       for a complaint or a brief
+  .callaudit-batch.lock          flock: one batch per OUT at a time
+
+Crash safety: every file is written atomically (temp file + rename) and a call's JSON report
+is written last, so a batch killed at any point and started again redoes only the calls
+without a finished report; temp files a killed run left behind are hidden, never read as
+reports, and removed by a later run.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audio import is_audio
+from .audio import audio_problem, check_readable
 from .errors import CallauditError, InputError
+from .fileio import exclusive_lock, remove_stale_temps
+from .filenames import AUDIO_EXTENSIONS
 from .report import file_name
 
 log = logging.getLogger(__name__)
 
 REPORTS = "reports"
+LOCK_NAME = ".callaudit-batch.lock"
 
 
 @dataclass
@@ -36,7 +48,8 @@ class Scan:
 
 def scan(root: Path, exclude: Path | None = None) -> Scan:
     """Recursive scan; audio recognized by content. Symlinked folders are not followed
-    (archives copied from phones can hold loops)."""
+    (archives copied from phones can hold loops). A file named like a recording (.amr, .m4a
+    ...) that is not readable audio is an error; any other non-audio file is skipped."""
     result = Scan()
 
     def onerror(err: OSError) -> None:
@@ -50,15 +63,41 @@ def scan(root: Path, exclude: Path | None = None) -> Scan:
             if name.startswith(".") and name.endswith(".tmp"):
                 continue
             try:
-                if not path.is_file():
-                    result.errors.append({"file": str(path), "reason": "不是普通文件（链接失效或循环）"})
-                elif is_audio(path):
+                problem = _unusable(path)
+                if problem:
+                    result.errors.append({"file": str(path), "reason": problem})
+                    continue
+                problem = audio_problem(path)
+                if problem is None:
                     result.audio.append(path)
+                elif path.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS:
+                    result.errors.append({"file": str(path), "reason": problem})
                 else:
                     result.skipped.append({"file": str(path), "reason": "不是音频文件"})
             except OSError as e:
                 result.errors.append({"file": str(path), "reason": f"无法读取：{e.strerror or e}"})
     return result
+
+
+def _unusable(path: Path) -> str | None:
+    """Why an entry of the archive cannot be read as a file at all (None when it can)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "链接失效（指向的文件不存在），已跳过"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "符号链接循环，已跳过"
+        return f"无法读取：{e.strerror or e}"
+    if stat.S_ISFIFO(mode):
+        return "命名管道，不是录音文件，已跳过"
+    if not stat.S_ISREG(mode):
+        return "设备或套接字，不是录音文件，已跳过"
+    try:
+        check_readable(path)
+    except InputError as e:
+        return e.problem
+    return None
 
 
 def report_name(root: Path, path: Path) -> str:
@@ -148,6 +187,28 @@ def pending(
     return todo, done
 
 
+def _one_batch_per_out(run: Callable[..., BatchResult]) -> Callable[..., BatchResult]:
+    """Hold OUT's batch lock while `run` works: two batches writing one OUT would race on
+    summary.json and redo each other's calls. Also clears temp files of a killed run."""
+
+    @functools.wraps(run)
+    def locked(root: Path, out: Path, *args: Any, **kwargs: Any) -> BatchResult:
+        out = Path(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CallauditError(f"无法创建输出目录 {out}：{e.strerror or e}，请检查路径和权限") from e
+        busy = (f"另一个 callaudit batch（进程号 {{pid}}）正在写入输出目录 {out}。"
+                "请等它结束后再运行，或用 --out 换一个目录。")
+        with exclusive_lock(out / LOCK_NAME, busy):
+            for folder in (out, out / REPORTS):
+                remove_stale_temps(folder)
+            return run(root, out, *args, **kwargs)
+
+    return locked
+
+
+@_one_batch_per_out
 def run_batch(
     root: Path,
     out: Path,

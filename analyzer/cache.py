@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,27 @@ class TranscriptCache:
 
     def get(self, audio_sha: str, key: str) -> tuple[list[Segment], dict] | None:
         path = self._path(audio_sha, key)
+        inode = None
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as f:
+                inode = os.fstat(f.fileno()).st_ino
+                entry = json.loads(f.read().decode("utf-8"))
             body = entry["body"]
             if entry.get("format") != FORMAT or entry.get("checksum") != _checksum(body):
                 raise ValueError("checksum mismatch")
             segments = [Segment(**s) for s in body["segments"]]
-            return segments, body["audio"]
+            audio = body["audio"]
+            if not isinstance(audio, dict) or "duration" not in audio:
+                raise ValueError("no audio facts")
+            return segments, audio
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError) as e:
+        except OSError as e:  # unreadable cache (permissions, a folder in the way): no cache
+            log.warning("无法读取转写缓存 %s（%s），将重新转写", path, e.strerror or e)
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             log.warning("转写缓存损坏，将重新转写：%s（%s）", path, e)
-            path.unlink(missing_ok=True)
+            _discard(path, inode)
             return None
 
     def put(self, audio_sha: str, key: str, segments: list[Segment], audio: dict) -> None:
@@ -56,6 +66,16 @@ class TranscriptCache:
             atomic_write_text(self._path(audio_sha, key), json.dumps(entry, ensure_ascii=False))
         except OSError as e:  # a full or read-only cache must not fail the analysis
             log.warning("无法写入转写缓存 %s：%s", self.root, e)
+
+
+def _discard(path: Path, inode: int | None) -> None:
+    """Remove a corrupt entry unless another process has meanwhile replaced it with a good
+    one (atomic writes give the replacement a new inode)."""
+    try:
+        if inode is None or path.stat().st_ino == inode:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _checksum(body: dict) -> str:

@@ -13,10 +13,13 @@ Fusion API (for analyzer.scoring):
     clf = load_classifier()                  # models/ next to the package, or a given dir
     clf.predict_proba(texts) -> (n, 9)       # columns in CATEGORY_IDS order
     clf.window_proba(texts, joinable) -> WindowScores   # segment alone and with neighbours
-    clf.score_segments(segments) -> WindowScores        # same, joins by channel and time gap
-    clf.thresholds -> (9,) per-category decision thresholds
+    clf.score_segments(segments, skip=hallucinated) -> WindowScores  # joins by channel/gap
+    clf.thresholds -> (9,) per-category decision thresholds; clf.flags(proba) -> bool (n, 9)
     clf.top_features(text, category) -> [(feature, contribution)]  # for explanations
-Training: train(corpus_dir, out_dir, seed=0) -> metrics dict (what `callaudit train` runs).
+    clf.name -> "classifier@<npz sha256[:12]>"; clf.meta["sha256"]["npz"] for reports
+Training: train(corpus_dir, out_dir, seed=0) -> metrics dict (what `callaudit train` runs);
+summary_zh(metrics, out_dir) -> Chinese summary to print. Errors: ModelError (artifact),
+RuleError (corpus file and line).
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ def _syllables(chars: str) -> list[str]:
     return out
 
 
-# Words that negate what follows in their clause: "不要把验证码告诉任何人" is a warning, "把验证码
-#告诉我" a request. A bag of words cannot see the difference; marking the words after a
+# Words that negate what follows in their clause: "不要把验证码告诉任何人" is a warning,
+# "把验证码告诉我" a request. A bag of words cannot see the difference; marking the words after a
 # negator ("~告诉") lets the linear model weigh them apart.
 NEGATORS = frozenset(
     "不 不要 别 不会 不能 不得 不用 不必 没 没有 绝不 从不 从来不 决不 切勿 勿 禁止 严禁 不可 "
@@ -551,6 +554,7 @@ class TrainConfig:
     holdout: float = 0.2
     augment_share: float = 0.6  # share of training rows that get a Whisper-like copy
     join_share: float = 0.15  # share joined with a lawful neighbour sentence
+    fragment_share: float = 0.3  # share of lawful rows also added cut in two
     C: float = 8.0  # inverse l2 strength of each logistic regression
     class_weight: str | None = "balanced"  # up-weight the rare positives (1 in 17)
     max_features: dict[str, int] = field(
@@ -613,7 +617,9 @@ def fit(
     featurizer = featurizer or default_featurizer()
     rows = [(e.text, e.labels) for e in examples]
     lawful = [e.text for e in examples if not e.labels]
-    extra = augment_rows(rows, config.seed, config.augment_share, config.join_share, lawful)
+    extra = augment_rows(
+        rows, config.seed, config.augment_share, config.join_share, lawful, config.fragment_share
+    )
     texts = [t for t, _ in rows] + [t for t, _, _ in extra]
     labels = [lab for _, lab in rows] + [lab for _, lab, _ in extra]
     feats = [featurizer.features(t) for t in texts]
@@ -809,6 +815,28 @@ def train(
     return meta["metrics"]
 
 
+def summary_zh(metrics: dict, out_dir: Path | str = DEFAULT_MODEL_DIR) -> str:
+    """A short Chinese summary of train()'s metrics, for `callaudit train` to print."""
+    s = metrics["sizes"]
+    lines = [
+        f"已训练分类模型：{s['train_rows']} 条训练语料，{s['heldout_rows']} 条留出评估；"
+        f"模型已写入 {Path(out_dir)}（含 {CARD_NAME}）。",
+        "留出集结果（同一批人写的语料，只说明覆盖面，不代表真实通话效果）：",
+    ]
+    for c in CATEGORY_IDS:
+        r = metrics["per_category"][c]
+        lines.append(
+            f"  {CATEGORIES[c]}：精确率 {r['precision']:.2f}，召回率 {r['recall']:.2f}，"
+            f"F1 {r['f1']:.2f}"
+        )
+    a = metrics["any_violation"]
+    lines.append(
+        f"  是否违规（不论类别）：精确率 {a['precision']:.2f}，召回率 {a['recall']:.2f}；"
+        f"合规语句误报率 {metrics['lawful_false_alarm']:.2f}"
+    )
+    return "\n".join(lines)
+
+
 def _rounded(obj):
     if isinstance(obj, float):
         return round(obj, 4) if math.isfinite(obj) else None
@@ -856,7 +884,8 @@ def render_card(meta: dict) -> str:
         f"- Stratified held-out split {meta['config']['holdout']:.0%}: {s['train_rows']} train / "
         f"{s['heldout_rows']} held out. Only the training side is augmented (homophones, "
         "near-homophones, observed Whisper confusions, Traditional characters, digits, "
-        "punctuation, joins with a lawful neighbour; analyzer/augment.py).",
+        "punctuation, joins with a lawful neighbour, lawful rows cut in two; "
+        "analyzer/augment.py).",
         "- Thresholds: best F1 on 5-fold out-of-fold predictions of the training side "
         "(never tuned on the held-out split).",
         "",
@@ -914,8 +943,11 @@ def render_card(meta: dict) -> str:
         "warning against a scam, can score high; the detector's context rules handle that.",
         "- Homophone robustness is learned from synthetic substitutions; real Whisper errors "
         "on noisy 8 kHz audio can be worse.",
-        "- Probabilities are calibrated to the corpus mix (about one violation in two "
-        "utterances), not to real calls, where violations are rare.",
+        "- Trained with balanced class weights: a probability is a score on a balanced "
+        "mix of violating and lawful speech, not the chance of a violation in a real call, "
+        "where violations are rare. Use the thresholds, or fuse, rather than read it as odds.",
+        "- Insult recall on social-media comments (COLD, ToxiCN) is low: those attacks are "
+        "argumentative posts about third persons, unlike a collector abusing a debtor.",
         "",
     ]
     return "\n".join(lines)

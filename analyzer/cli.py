@@ -98,7 +98,7 @@ def _tz_option(f):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))  # checked per file, in Chinese
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="把报告写入该目录（每个录音一个文件）")
 @click.option("--clips", "clips_dir", type=click.Path(file_okay=False), help="把每处违规的音频片段剪辑到该目录")
@@ -285,6 +285,22 @@ def explain(text, as_json, threshold):
     else:
         click.echo(result.render())
     sys.exit(EXIT_FINDINGS if result.to_dict().get("findings") else 0)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--corpus", "corpus_dir", default="corpus", show_default=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="模型输出目录（默认：内置 models/）")
+@click.option("--seed", default=0, show_default=True, type=int)
+def train(corpus_dir, out_dir, seed):
+    """用语料（corpus/*.tsv）重新训练文本分类模型，写出模型文件和模型卡。"""
+    _setup_logging(1)
+    from .classifier import DEFAULT_MODEL_DIR, summary_zh
+    from .classifier import train as run_train
+
+    out = Path(out_dir) if out_dir else DEFAULT_MODEL_DIR
+    click.echo(f"正在训练（语料 {corpus_dir}）…", err=True)
+    metrics = run_train(corpus_dir, out, seed=seed)
+    click.echo(summary_zh(metrics, out), err=True)
 
 
 def summary_screen(result) -> str:

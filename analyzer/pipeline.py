@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from .audio import Audio, Recording, check_readable
 from .cache import TranscriptCache, settings_key
 from .filenames import parse_filename
 from .report.common import call_date_of
+from .text import is_hallucination, normalize
 from .types import CallReport, Segment
 from .weights import cache_dir, sha256_file
 
@@ -37,6 +39,8 @@ class AnalyzerOptions:
     threshold: float | None = None  # detection threshold; None: the detector's default
     rules_dir: Path | None = None  # None: the bundled rules
     use_cache: bool = True  # transcripts in the per-user cache (see cache.py)
+    use_classifier: bool = True  # fuse the trained classifier with the rules
+    model_dir: Path | None = None  # classifier artifact; None: the bundled models/
     tz: str = "Asia/Shanghai"  # zone of the phone's clock (file names carry local time)
 
 
@@ -61,10 +65,16 @@ class Analyzer:
     @property
     def detector(self):
         if self._detector is None:
-            from .scoring import RuleDetector
+            from . import legal
+            from .classifier import load_classifier
+            from .scoring import ClassifierScorer, RuleDetector
 
             kwargs = {} if self.options.threshold is None else {"threshold": self.options.threshold}
-            self._detector = RuleDetector(self.lexicon, **kwargs)
+            extra = []
+            if self.options.use_classifier:
+                severities = {c: law.severity for c, law in legal.load().categories.items()}
+                extra.append(ClassifierScorer(load_classifier(self.options.model_dir), severities))
+            self._detector = RuleDetector(self.lexicon, extra_scorers=extra, **kwargs)
         return self._detector
 
     @property
@@ -105,8 +115,13 @@ class Analyzer:
         """All segments of a call, channels kept apart, ordered by time and indexed. For a
         piece of a long recording, times count from the start of the recording."""
         raw: list[Segment] = []
+        settings = self.transcriber.info.settings
+        prompt = f"{settings.get('initial_prompt') or ''}{settings.get('hotwords') or ''}"
         for ch, samples in enumerate(audio.channels):
             for s in self.transcriber.transcribe(samples, ch if audio.split else None):
+                if s.no_speech_prob > self.options.asr.no_speech_threshold and _echoes(s.text, prompt):
+                    log.debug("dropped %.2f-%.2f: the decoder's prompt, not speech", s.start, s.end)
+                    continue
                 if audio.start:
                     s = replace(s, start=s.start + audio.start, end=s.end + audio.start)
                 raw.append(s)
@@ -116,13 +131,13 @@ class Analyzer:
         """Transcript and audio facts, from the cache when this file was transcribed before
         with the same ASR settings. The recording is decoded and transcribed piece by piece,
         so memory stays bounded however long it is."""
+        recording = Recording(path)  # a file that is not audio fails here, before the model
         key = self.asr_key()
         cache = TranscriptCache(cache_dir() / "transcripts") if self.options.use_cache else None
         hit = cache.get(digest, key) if cache else None
         if hit is not None:
             log.info("使用已缓存的转写：%s", path.name)
             return hit
-        recording = Recording(path)
         stated = f"（约 {recording.stated:.0f} 秒）" if recording.stated else ""
         log.info("转写 %s%s", path.name, stated)
         segments: list[Segment] = []
@@ -171,6 +186,20 @@ class Analyzer:
         legal.annotate(report, call_date_of(report))
         verdict.attach(report)
         return report
+
+
+def _echoes(text: str, prompt: str) -> bool:
+    """True when text is mostly pieces of the decoder's prompt. On music or babble Whisper
+    repeats its prompt ("以下是普通话的电话录音。") or the hotword list ("紧急联系人、安全账户、"):
+    words of the rules, heard by no one."""
+    return bool(prompt) and is_hallucination(text, phrases=_prompt_pieces(prompt))
+
+
+@functools.lru_cache(maxsize=4)
+def _prompt_pieces(prompt: str) -> tuple[str, ...]:
+    letters = "".join(c for c in normalize(prompt) if c.isalnum())
+    pieces = {letters[i:j] for i in range(len(letters)) for j in range(i + 2, len(letters) + 1)}
+    return tuple(sorted(pieces, key=len, reverse=True))
 
 
 def _in_order(segments: list[Segment]) -> list[Segment]:

@@ -213,6 +213,66 @@ def _neighbours(segments: Sequence[Prepared], p: Prepared) -> list[Prepared]:
     return out
 
 
+# --------------------------------------------------------------------------- classifier scorer
+
+# A probability at the category's threshold maps to CLASSIFIER_FLOOR, p = 1 to CLASSIFIER_TOP.
+# With the finding threshold at 0.5 the model alone flags only when clearly above its own
+# threshold; a weak or homophone rule hit next to it is enough (noisy-OR).
+CLASSIFIER_FLOOR = 0.35
+CLASSIFIER_TOP = 0.65
+
+
+class ClassifierScorer:
+    """Per-category probabilities of each segment (alone or with a neighbour) -> candidates."""
+
+    def __init__(self, classifier: Any, severities: dict[str, str]):
+        self.classifier = classifier
+        self.severities = severities  # category -> severity of a model-only finding
+        self.name = f"model:{classifier.name}"
+
+    def score(self, p: float, threshold: float) -> float:
+        return CLASSIFIER_FLOOR + (CLASSIFIER_TOP - CLASSIFIER_FLOOR) * (p - threshold) / max(
+            1e-6, 1.0 - threshold
+        )
+
+    def candidates(self, segments: Sequence[Prepared]) -> list[Candidate]:
+        if not segments:
+            return []
+        clf = self.classifier
+        scores = clf.score_segments(
+            [p.segment for p in segments], skip=[p.hallucination or not p.text for p in segments]
+        )
+        out: list[Candidate] = []
+        for p in segments:
+            for k, cat in enumerate(clf.categories):
+                prob, thr = float(scores.proba[p.position, k]), float(clf.thresholds[k])
+                if prob < thr:
+                    continue
+                score = self.score(prob, thr) * p.weight
+                words = [f.split(":", 1)[1] for f, _ in clf.top_features(p.segment.text, cat, 3)]
+                words = [w for w in words if len(w) > 1] or words
+                joined = {-1: "（连同上一句）", 1: "（连同下一句）"}.get(int(scores.source[p.position, k]), "")
+                out.append(
+                    Candidate(
+                        category=cat,
+                        positions=[p.position],
+                        start=p.segment.start,
+                        end=p.segment.end,
+                        channel=p.segment.channel,
+                        score=score,
+                        severity=self.severities.get(cat, "medium"),
+                        evidence=[],
+                        source=[self.name],
+                        reasons=[
+                            f"分类模型判断{joined}属于“{CATEGORIES[cat]}”的概率 {prob:.2f}"
+                            f"（模型阈值 {thr:.2f}），主要依据“{'、'.join(words)}”，得分 {score:.2f}"
+                        ],
+                        parts={self.name: score},
+                    )
+                )
+        return out
+
+
 # --------------------------------------------------------------------------- fusion
 
 
@@ -300,6 +360,11 @@ class RuleDetector:
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
         self.threshold = threshold
         self.scorers: list[Scorer] = [LexiconScorer(self.lexicon), *extra_scorers]
+        # Recorded in every report's provenance (and the resume key of batch).
+        self.classifier_sha256: str | None = next(
+            (s.classifier.meta["sha256"]["npz"] for s in extra_scorers if isinstance(s, ClassifierScorer)),
+            None,
+        )
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
         prepared = prepare(segments)

@@ -385,9 +385,10 @@ def card_section(ext: dict, limit: int | None) -> str:
         f"{bot['collector_lines']['n']} (relay-to-relative lines: "
         f"{bot['relay_to_relative_lines']['any']:.3f} of {bot['relay_to_relative_lines']['n']})",
     ]
+    rows += ["", "Recall on scam dialogues (TeleAntiFraud, LLM-simulated, caller turns):"]
     for ftype, cats in TELEANTIFRAUD.items():
         if ftype in taf:
-            rows.append(f"- TeleAntiFraud {ftype} dialogues found as {'/'.join(sorted(cats))}: "
+            rows.append(f"- {ftype} found as {'/'.join(sorted(cats))}: "
                         f"{taf[ftype]['recall_any_of']['recall']:.3f} of {taf[ftype]['n']}")
     return "\n".join(rows)
 

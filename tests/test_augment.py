@@ -107,7 +107,7 @@ def test_augment_rows_is_deterministic_and_keeps_labels():
     assert {t for t, _, _ in confusions} >= {"请把验证马报给我", "你已经鱼期三天了，请尽快还款"}
     joins = [r for r in a if r[2] == "join"]
     assert joins
-    assert {how for _, _, how in a} <= {*augment.TRANSFORMS, "join"}
+    assert {how for _, _, how in a} <= {*augment.TRANSFORMS, "join", "fragment"}
     for text, labels, _ in joins:
         # A join is one source row plus one lawful neighbour, and keeps the source's labels.
         sources = [lab for src, lab in rows if bare(src) in bare(text)]

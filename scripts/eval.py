@@ -1,0 +1,701 @@
+"""`make eval`: how well callaudit does, printed as Markdown (tables first, details after).
+
+Parts (pick with --only a,b,c,d):
+  (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
+  (b) end to end: the embedded Whisper + the pipeline's detector on eval/calls, scored per
+      labelled turn (eval/calls/labels.json; recordings never used for training)
+  (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
+  (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
+      next to plain faster-whisper base in the same run
+
+Usage (from the repository root):
+    .venv/bin/python scripts/eval.py                     # everything (long: Whisper twice)
+    .venv/bin/python scripts/eval.py --only b --cache    # reuse cached call transcripts
+    .venv/bin/python scripts/eval.py --limit 20 --json /tmp/eval.json
+
+Columns: "fused" is pipeline.Analyzer().detector (lexicon + classifier once fused);
+"lexicon" and "classifier" are its scorers alone (text parts: the classifier with its own
+thresholds, as scripts/eval_text.py scores it). Progress goes to stderr, the report to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (ROOT, ROOT / "scripts"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import eval_text  # noqa: E402
+
+from analyzer.errors import CallauditError, ModelError  # noqa: E402
+from analyzer.evaluation import (  # noqa: E402
+    TOLERANCE,
+    CallMatch,
+    CerTotal,
+    Turn,
+    cer,
+    count_by_category,
+    match_call,
+    overlaps,
+    same_channel,
+)
+from analyzer.types import CATEGORIES, Finding, Segment  # noqa: E402
+
+CALLS_DIR = ROOT / "eval" / "calls"
+DATA_DIR = ROOT.parent / "shared" / "data"
+SPEECH_DIR = DATA_DIR / "speech"
+SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
+# Plain faster-whisper base as measured in ../shared/data/README.md (it adds a Simplified
+# Chinese initial prompt, which the plain run here does not use).
+README_CER = {
+    "16k": {"overall": 0.129, "MagicData": 0.123, "CV+AISHELL": 0.202},
+    "tel8k": {"overall": 0.149, "MagicData": 0.143, "CV+AISHELL": 0.219},
+}
+TOLERANCES = (0.0, 0.5, 1.0, 1.5, 2.0)
+# A miss/false positive with a finding/turn of its category this close is a timing matter.
+NEAR_SECONDS = 5.0
+PARTS = "abcd"
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cap(items: list, limit: int | None) -> list:
+    return eval_text._cap(items, limit)
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+class Setup:
+    """The analyzer and the detector variants every part compares."""
+
+    def __init__(self, use_cache: bool):
+        from analyzer.pipeline import Analyzer, AnalyzerOptions
+        from analyzer.scoring import LexiconScorer, RuleDetector
+
+        self.notes: list[str] = []
+        options = AnalyzerOptions(use_cache=use_cache)
+        analyzer = Analyzer(options)
+        try:
+            fused = analyzer.detector
+        except CallauditError as e:
+            self.notes.append(f"the pipeline's detector could not load ({e}); "
+                              "evaluating the lexicon alone")
+            fused = RuleDetector(analyzer.lexicon)
+            analyzer = Analyzer(options, detector=fused)
+        self.analyzer = analyzer
+        self.detectors: dict[str, object] = {"fused": fused}
+        # Column titles: "fused" says what it is made of when there is nothing to fuse.
+        self.titles = {"fused": "fused", "lexicon": "lexicon", "classifier": "classifier"}
+        scorers = getattr(fused, "scorers", None)
+        if scorers is None:
+            self.notes.append("the detector has no `scorers` list: no lexicon/classifier split")
+        else:
+            lex = [s for s in scorers if isinstance(s, LexiconScorer)]
+            rest = [s for s in scorers if not isinstance(s, LexiconScorer)]
+            if rest:
+                self.detectors["lexicon"] = _with_scorers(fused, lex)
+                self.detectors["classifier"] = _with_scorers(fused, rest)
+            else:
+                self.notes.append("the pipeline's detector is the lexicon alone "
+                                  "(no classifier scorer fused in): fused = lexicon")
+                self.titles["fused"] = "fused (=lexicon)"
+        try:
+            from analyzer.classifier import load_classifier
+
+            self.classifier = load_classifier()
+        except (ModelError, ImportError) as e:
+            self.classifier = None
+            self.notes.append(f"classifier artifact unavailable ({e}): no classifier column "
+                              "in (a) and (c)")
+
+    def text_flaggers(self) -> dict[str, eval_text.Flagger]:
+        flaggers = {"fused": eval_text.detector_flagger(self.detectors["fused"])}
+        if "lexicon" in self.detectors:
+            flaggers["lexicon"] = eval_text.detector_flagger(self.detectors["lexicon"])
+        if self.classifier is not None:
+            flaggers["classifier"] = eval_text.classifier_flagger(self.classifier)
+        return flaggers
+
+    def classifier_split(self) -> tuple[int, float]:
+        """Seed and held-out share of the shipped classifier (the training defaults without)."""
+        if self.classifier is not None:
+            cfg = self.classifier.meta["config"]
+            return int(cfg["seed"]), float(cfg["holdout"])
+        from analyzer.classifier import TrainConfig
+
+        return TrainConfig().seed, TrainConfig().holdout
+
+
+def _with_scorers(detector, scorers):
+    d = copy.copy(detector)
+    d.scorers = list(scorers)
+    return d
+
+
+def categories_of(detector, text: str, channel: int | None = None) -> set[str]:
+    """What the detector makes of one text read as a single segment."""
+    return {f.category for f in detector.detect([Segment(0, 0.0, 3.0, text, channel)])}
+
+
+# --------------------------------------------------------------------------- (a) held-out
+
+
+def part_a(setup: Setup, res: dict) -> list[str]:
+    seed, holdout = setup.classifier_split()
+    per: dict[str, dict] = {}
+    for name, flagger in setup.text_flaggers().items():
+        t = time.time()
+        per[name] = eval_text.eval_heldout(flagger, ROOT / "corpus", seed, holdout)
+        progress(f"(a) {name}: {time.time() - t:.0f} s")
+    res["a"] = per
+    names = list(per)
+    first = per[names[0]]
+    out(f"## (a) Corpus held-out split (in-domain text, n={first['n']}, seed {seed}, "
+        f"held-out share {holdout})")
+    out()
+    out("In-domain: sentences written for this project, one utterance per item, no ASR. "
+        "It measures lexical coverage, not call performance.")
+    out()
+    header = ["category", "+/−"] + [
+        f"{setup.titles[n]} {m}" for n in names for m in ("P", "R", "F1")
+    ]
+    rows = []
+    for c in [*CATEGORIES, "any violation"]:
+        ms = [per[n]["per_category"][c] if c in CATEGORIES else per[n]["any_violation"]
+              for n in names]
+        row = [c, f"{ms[0]['positives']}/{ms[0]['negatives']}"]
+        for m in ms:
+            row += [fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
+        rows.append(row)
+    out(table(header, rows))
+    out()
+    for n in names:
+        fa = per[n]["lawful_false_alarm"]
+        out(f"- lawful held-out items flagged, {setup.titles[n]}: {fmt(fa['any'])} of {fa['n']}")
+    return []
+
+
+# --------------------------------------------------------------------------- (b) calls
+
+
+def load_calls() -> list[dict]:
+    data = json.loads((CALLS_DIR / "labels.json").read_text(encoding="utf-8"))
+    return data["calls"]
+
+
+def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
+    calls = cap(load_calls(), limit)
+    analyzer = setup.analyzer
+    reports = {}
+    audio_s = asr_s = 0.0
+    for call in calls:
+        t = time.time()
+        rep = analyzer.analyze(CALLS_DIR / call["file"])
+        dt = time.time() - t
+        audio_s += rep.duration
+        asr_s += dt
+        reports[call["id"]] = rep
+        progress(f"(b) {call['id']}: {rep.duration:.0f} s audio in {dt:.0f} s, "
+                 f"{len(rep.findings)} findings")
+    turns = {c["id"]: [Turn.from_label(c["id"], t) for t in c["turns"]] for c in calls}
+    lawful = {c["id"]: bool(c["lawful"]) for c in calls}
+    findings: dict[str, dict[str, list[Finding]]] = {}
+    for name, det in setup.detectors.items():
+        findings[name] = {
+            cid: rep.findings if name == "fused" else det.detect(rep.segments)
+            for cid, rep in reports.items()
+        }
+    matches = {
+        name: [match_call(cid, fs, turns[cid], TOLERANCE, lawful[cid]) for cid, fs in per.items()]
+        for name, per in findings.items()
+    }
+    counts = {name: count_by_category(ms) for name, ms in matches.items()}
+    names = list(counts)
+
+    out(f"## (b) End to end on eval/calls ({len(calls)} synthetic calls, embedded Whisper, "
+        f"±{TOLERANCE:.1f} s)")
+    out()
+    out("A finding is correct when it overlaps a turn labelled with its category (±tolerance, "
+        "same channel on stereo); a labelled (turn, category) is recalled when a finding of "
+        "that category overlaps it. Precision counts findings, recall counts labelled turns.")
+    out()
+    header = ["category", "labels"] + [
+        f"{setup.titles[n]} {m}" for n in names for m in ("findings", "P", "R", "F1")
+    ]
+    rows = []
+    for c in [*CATEGORIES, "overall"]:
+        row = [c if c in CATEGORIES else "**overall**", str(counts[names[0]][c].labels)]
+        for n in names:
+            m = counts[n][c].metrics()
+            row += [str(m["findings"]), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
+        rows.append(row)
+    out(table(header, rows))
+    out()
+    res_b: dict = {"tolerance": TOLERANCE, "calls": len(calls),
+                   "audio_seconds": audio_s, "analyze_seconds": asr_s}
+    for n in names:
+        flagged = [m.call for m in matches[n] if m.lawful and m.findings]
+        n_lawful = sum(m.lawful for m in matches[n])
+        out(f"- lawful calls with any finding, {setup.titles[n]}: **{len(flagged)} of {n_lawful}** "
+            "(target 0)"
+            + (f": {', '.join(flagged)}" if flagged else ""))
+        res_b[n] = {
+            "per_category": {c: k.metrics() for c, k in counts[n].items()},
+            "lawful_calls_flagged": flagged,
+            "lawful_calls": n_lawful,
+        }
+    out(f"- speed: {audio_s:.0f} s of audio analyzed in {asr_s:.0f} s "
+        f"(real-time factor {asr_s / audio_s:.2f})" if audio_s else "")
+    out()
+
+    # How much the tolerance matters: overall counts at several widths.
+    fused = findings["fused"]
+    rows = []
+    for tol in TOLERANCES:
+        ms = [match_call(cid, fs, turns[cid], tol, lawful[cid]) for cid, fs in fused.items()]
+        m = count_by_category(ms)["overall"].metrics()
+        rows.append([f"±{tol:.1f} s", str(m["findings"] - m["false_positives"]),
+                     str(m["false_positives"]), str(m["labels"] - m["missed"]), str(m["missed"]),
+                     fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])])
+    out("Tolerance sensitivity (fused, overall):")
+    out()
+    out(table(["tolerance", "correct", "false pos.", "recalled", "missed", "P", "R", "F1"], rows))
+    out()
+
+    rows = []
+    for m in matches["fused"]:
+        rows.append([m.call, "yes" if m.lawful else "", str(len(m.recalled) + len(m.missed)),
+                     str(len(m.recalled)), str(m.findings), str(len(m.false_positives))])
+    out("Per call (fused):")
+    out()
+    out(table(["call", "lawful", "labels", "recalled", "findings", "false pos."], rows))
+    out()
+
+    details = b_details(setup, matches["fused"], reports, turns)
+    res_b["false_positives"] = details["fp"]
+    res_b["misses"] = details["miss"]
+    res["b"] = res_b
+    return details["lines"]
+
+
+def _heard(rep, turn: Turn) -> list[Segment]:
+    """Segments overlapping the turn itself (no tolerance), on its channel."""
+    return [s for s in rep.segments
+            if same_channel(s.channel, turn.channel) and s.start < turn.end and s.end > turn.start]
+
+
+def b_details(setup: Setup, matches: list[CallMatch], reports: dict, turns: dict) -> dict:
+    """Every false positive and miss with the words heard and a hint at its cause:
+    timing (right category just outside the tolerance), segmentation (detected when the
+    heard segments are read as one), ASR (the script text is detected, the heard one is
+    not), detection (the clean script text is flagged / not flagged either)."""
+    fused = setup.detectors["fused"]
+    others = {n: d for n, d in setup.detectors.items() if n != "fused"}
+    lines = ["### (b) False positives (fused)", ""]
+    fp_out, miss_out = [], []
+    for m in matches:
+        rep = reports[m.call]
+        by_index = {s.index: s for s in rep.segments}
+        for f in m.false_positives:
+            heard = "".join(by_index[i].text for i in f.segment_indices if i in by_index)
+            over = [t for t in turns[m.call]
+                    if same_channel(f.channel, t.channel) and overlaps(f.start, f.end, t, 0.0)]
+            near = [t for t in turns[m.call]
+                    if f.category in t.labels and same_channel(f.channel, t.channel)
+                    and overlaps(f.start, f.end, t, NEAR_SECONDS)]
+            flagged_on = [t for t in over if f.category in categories_of(fused, t.text, t.channel)]
+            if near:
+                cause = (f"timing: turn {near[0].index} labelled {f.category} at "
+                         f"{near[0].start:.1f}-{near[0].end:.1f} s is just outside ±{TOLERANCE} s")
+            elif flagged_on:
+                who = ", ".join(f"{t.speaker} turn {t.index}" for t in flagged_on)
+                cause = (f"detection: the clean script of the {who} is flagged {f.category} "
+                         "too (the detector over-triggers, or the label misses it)")
+            else:
+                ref = "".join(t.text for t in over)
+                cause = ("ASR: the script text is not flagged, the words as heard are"
+                         + (f" (CER of the heard words {fmt(cer(ref, heard), 2)})" if ref else ""))
+            entry = {
+                "call": m.call, "category": f.category, "start": round(f.start, 2),
+                "end": round(f.end, 2), "score": round(f.score, 3), "evidence": f.evidence,
+                "source": f.source, "heard": heard, "cause": cause,
+                "turns": [{"index": t.index, "speaker": t.speaker, "labels": list(t.labels),
+                           "text": t.text} for t in over],
+            }
+            fp_out.append(entry)
+            lines.append(f"- **{m.call}** {f.category} {f.start:.1f}-{f.end:.1f} s "
+                         f"(score {f.score:.2f}; {', '.join(f.source)}; evidence "
+                         f"{'、'.join(f.evidence)})")
+            lines.append(f"  - heard: {heard}")
+            for t in over:
+                lab = ",".join(t.labels) or "lawful"
+                lines.append(f"  - script, {t.speaker} turn {t.index} [{lab}]: {t.text}")
+            lines.append(f"  - cause hint: {cause}")
+    if not fp_out:
+        lines.append("None.")
+    lines += ["", "### (b) Misses (fused)", ""]
+    for m in matches:
+        rep = reports[m.call]
+        for t, c in m.missed:
+            segs = _heard(rep, t)
+            heard = "".join(s.text for s in segs)
+            near = [f for f in rep.findings
+                    if f.category == c and same_channel(f.channel, t.channel)
+                    and overlaps(f.start, f.end, t, NEAR_SECONDS)]
+            on_script = c in categories_of(fused, t.text, t.channel)
+            on_joined = bool(heard) and c in categories_of(fused, heard, t.channel)
+            if near:
+                cause = (f"timing: a {c} finding at {near[0].start:.1f}-{near[0].end:.1f} s "
+                         f"lies outside ±{TOLERANCE} s")
+            elif on_joined and len(segs) > 1:
+                cause = (f"segmentation: the heard words are detected when their {len(segs)} "
+                         "segments are read as one")
+            elif on_joined:
+                cause = "context: the heard segment alone is detected, not within the call"
+            elif on_script:
+                cause = (f"ASR: the script text is detected, the heard words are not "
+                         f"(CER {fmt(cer(t.text, heard), 2)})")
+            else:
+                alone = {n: c in categories_of(d, t.text, t.channel) for n, d in others.items()}
+                parts = "".join(f"; {n} alone: {'yes' if v else 'no'}" for n, v in alone.items())
+                cause = f"detection: the clean script text is not detected either{parts}"
+            miss_out.append({"call": m.call, "category": c, "turn": t.index,
+                             "start": t.start, "end": t.end, "text": t.text, "heard": heard,
+                             "cause": cause})
+            lines.append(f"- **{m.call}** {c} turn {t.index} {t.start:.1f}-{t.end:.1f} s")
+            lines.append(f"  - script: {t.text}")
+            lines.append(f"  - heard: {heard or '(nothing)'}")
+            lines.append(f"  - cause hint: {cause}")
+    if not miss_out:
+        lines.append("None.")
+    lines.append("")
+    return {"lines": lines, "fp": fp_out, "miss": miss_out}
+
+
+# --------------------------------------------------------------------------- (c) external
+
+
+def part_c(setup: Setup, res: dict, limit: int | None) -> list[str]:
+    ext: dict[str, dict] = {}
+    for name, flagger in setup.text_flaggers().items():
+        t = time.time()
+        ext[name] = eval_text.eval_external(flagger, DATA_DIR / "text", limit)
+        progress(f"(c) {name}: {time.time() - t:.0f} s")
+    res["c"] = ext
+    names = list(ext)
+    first = ext[names[0]]
+    out("## (c) External proxy text sets (../shared/data/text)")
+    out()
+    out("**Proxies**: social-media comments, fraud SMS and LLM-simulated scam calls, not "
+        "debt-collection calls; their labels map to our categories only roughly. Long texts "
+        "are cut into sentences; a text counts as flagged when any sentence is."
+        + (f" At most {limit} items per set." if limit else ""))
+    out()
+    rows = []
+    for set_name in first["insult"]:
+        rows.append(_prf_row(set_name, "insult",
+                             [ext[n]["insult"][set_name]["insult"] for n in names]))
+    for cat in ("impersonation", "sensitive_info", "private_payment"):
+        rows.append(_prf_row("Telecom_Fraud_Texts_5 (neg: normal SMS)", cat,
+                             [ext[n]["fraud_texts5"][cat] for n in names]))
+    header = ["set", "category", "+/−"] + [
+        f"{setup.titles[n]} {m}" for n in names for m in ("P", "R", "F1")
+    ]
+    out(table(header, rows))
+    out()
+
+    out("Recall on scam classes (a text counts when any mapped category is flagged):")
+    out()
+    rows = []
+    for src, key in (("Telecom_Fraud_Texts_5", "fraud_texts5"), ("TeleAntiFraud", "teleantifraud")):
+        for k, v in first[key].items():
+            if isinstance(v, dict) and "recall_any_of" in v:
+                cats = "/".join(v["recall_any_of"]["categories"])
+                rows.append([f"{src} {k}", cats, str(v["n"])]
+                            + [fmt(ext[n][key][k]["recall_any_of"]["recall"]) for n in names])
+    out(table(["class", "counts as", "n"] + [setup.titles[n] for n in names], rows))
+    out()
+
+    out("False alarms (share of lawful items with any flag; every flag is wrong):")
+    out()
+    rows = []
+    for label, path in (
+        ("normal SMS (TFT5 label00)", ("fraud_texts5", "label00_normal")),
+        ("TeleAntiFraud normal service dialogues", ("teleantifraud", "normal_dialogues")),
+        ("TeleAntiFraud normal caller turns", ("teleantifraud", "normal_caller_turns")),
+        ("lender bot collector lines", ("collection_bot", "collector_lines")),
+        ("lender bot relay-to-relative lines (boundary)", ("collection_bot",
+                                                           "relay_to_relative_lines")),
+    ):
+        vals = [ext[n][path[0]][path[1]] for n in names]
+        rows.append([label, str(vals[0]["n"])] + [fmt(v["any"]) for v in vals])
+    for set_name, sec in first["insult"].items():
+        for k, v in sec.items():
+            if k.startswith("insult_flag_rate_neg"):
+                rows.append([f"{set_name} {k.removeprefix('insult_flag_rate_')} (insult rate)",
+                             str(v["n"])] + [fmt(ext[n]["insult"][set_name][k]["rate"])
+                                             for n in names])
+    out(table(["lawful set", "n"] + [setup.titles[n] for n in names], rows))
+    out()
+
+    lines = ["### (c) What the false alarms are (fused, share of items per category)", ""]
+    fz = ext["fused"]
+    for label, r in (("normal SMS", fz["fraud_texts5"]["label00_normal"]),
+                     ("TeleAntiFraud normal dialogues", fz["teleantifraud"]["normal_dialogues"]),
+                     ("TeleAntiFraud normal caller turns",
+                      fz["teleantifraud"]["normal_caller_turns"])):
+        per = ", ".join(f"{c} {v:.4f}" for c, v in sorted(r["per_category"].items())) or "none"
+        lines.append(f"- {label} (n={r['n']}): {per}")
+    flagged = fz["collection_bot"].get("flagged", {})
+    lines.append(f"- lender bot lines flagged: {json.dumps(flagged, ensure_ascii=False)}"
+                 if flagged else "- lender bot lines flagged: none")
+    lines.append("")
+    return lines
+
+
+def _prf_row(set_name: str, cat: str, ms: list[dict]) -> list[str]:
+    row = [set_name, cat, f"{ms[0]['positives']}/{ms[0]['negatives']}"]
+    for m in ms:
+        row += [fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
+    return row
+
+
+# --------------------------------------------------------------------------- (d) CER
+
+
+def load_speech(limit: int | None) -> list[dict]:
+    with open(SPEECH_DIR / "transcripts.tsv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return cap(rows, limit)
+
+
+def plain_whisper() -> Callable:
+    """faster-whisper base as anyone would run it: no prompt, no hotwords, no post-processing."""
+    from faster_whisper import WhisperModel
+
+    from analyzer.weights import ensure_embedded_model
+
+    model = WhisperModel(str(ensure_embedded_model()), compute_type="int8")
+
+    def transcribe(audio) -> str:
+        segments, _ = model.transcribe(audio, language="zh", beam_size=5, vad_filter=True)
+        return "".join(s.text for s in segments)
+
+    return transcribe
+
+
+def part_d(setup: Setup, res: dict, limit: int | None) -> list[str]:
+    from analyzer.audio import decode
+
+    rows = load_speech(limit)
+    analyzer = setup.analyzer
+    # Analyzer.transcribe: the transcriber plus the pipeline's own filters (prompt echoes).
+    systems: dict[str, Callable] = {
+        "callaudit": lambda a: "".join(s.text for s in analyzer.transcribe(a)),
+        "plain base": lambda a: plain(a.mono()),
+    }
+    plain = plain_whisper()
+    channels = ("16k", "tel8k")
+    totals = {(s, ch, sub): CerTotal() for s in systems for ch in channels
+              for sub in [*SUBSETS.values(), "overall"]}
+    seconds = {s: 0.0 for s in systems}
+    audio_seconds = 0.0
+    per_utt = []
+    for i, r in enumerate(rows, 1):
+        sub = SUBSETS.get(r["set"], r["set"])
+        for ch in channels:
+            audio = decode(SPEECH_DIR / r[f"audio_{ch}"])
+            audio_seconds += audio.duration
+            item = {"utt": r["utt_id"], "set": sub, "channel": ch, "ref": r["text"]}
+            for s, fn in systems.items():
+                t = time.time()
+                hyp = fn(audio)
+                seconds[s] += time.time() - t
+                for key in (sub, "overall"):
+                    d = totals[(s, ch, key)].add(r["text"], hyp)
+                item[s] = {"hyp": hyp, "edits": d}
+            per_utt.append(item)
+        if i % 20 == 0 or i == len(rows):
+            progress(f"(d) {i}/{len(rows)} utterances")
+
+    out(f"## (d) Character error rate of the transcription ({len(rows)} utterances, "
+        "../shared/data/speech)")
+    out()
+    out("CER = edit distance / reference length over all characters of a subset, both sides "
+        "in Simplified Chinese with punctuation and spaces stripped. \"callaudit\" is "
+        "pipeline.Analyzer().transcribe(decoded audio): its transcriber (prompt, hotwords, "
+        "sentence cutting, hallucination filter) and the pipeline's prompt-echo filter; "
+        "\"plain base\" is WhisperModel(embedded base, int8).transcribe(language=zh, "
+        "beam 5, VAD), segments concatenated, same decoded audio. tel8k is a **simulated** "
+        "telephone channel. \"README\" is plain base as measured in ../shared/data/README.md "
+        "(with a Simplified initial prompt).")
+    out()
+    header = ["subset", "utts", "ref chars"] + [
+        f"{ch} {s}" for ch in channels for s in [*systems, "README"]
+    ]
+    table_rows = []
+    res_d: dict = {"utterances": len(rows), "cer": {}}
+    for sub in [*SUBSETS.values(), "overall"]:
+        t0 = totals[("callaudit", "16k", sub)]
+        if not t0.utterances:
+            continue
+        row = [f"**{sub}**" if sub == "overall" else sub, str(t0.utterances), str(t0.ref_chars)]
+        for ch in channels:
+            for s in systems:
+                v = totals[(s, ch, sub)].cer
+                row.append(fmt(v))
+                res_d["cer"].setdefault(s, {}).setdefault(ch, {})[sub] = v
+            row.append(fmt(README_CER[ch].get(sub)))
+        table_rows.append(row)
+    out(table(header, table_rows))
+    out()
+    for s, sec in seconds.items():
+        out(f"- {s}: {sec:.0f} s for {audio_seconds:.0f} s of audio "
+            f"(real-time factor {sec / audio_seconds:.2f})" if audio_seconds else "")
+    out()
+    res_d["seconds"] = seconds
+    res_d["audio_seconds"] = audio_seconds
+    res_d["per_utterance"] = per_utt
+    res["d"] = res_d
+
+    lines = ["### (d) Where callaudit's transcription loses most against plain base", ""]
+    worse = sorted(per_utt, key=lambda x: x["plain base"]["edits"] - x["callaudit"]["edits"])
+    shown = [x for x in worse if x["callaudit"]["edits"] > x["plain base"]["edits"]][:10]
+    for x in shown:
+        lines.append(f"- {x['utt']} ({x['set']}, {x['channel']}): callaudit "
+                     f"{x['callaudit']['edits']} edits, plain {x['plain base']['edits']}")
+        lines.append(f"  - ref: {x['ref']}")
+        lines.append(f"  - callaudit: {x['callaudit']['hyp']}")
+        lines.append(f"  - plain: {x['plain base']['hyp']}")
+    if not shown:
+        lines.append("None: callaudit is never worse on a single utterance.")
+    lines += ["", "### (d) Worst utterances for callaudit (tel8k)", ""]
+    tel = sorted((x for x in per_utt if x["channel"] == "tel8k"),
+                 key=lambda x: -x["callaudit"]["edits"])[:8]
+    for x in tel:
+        lines.append(f"- {x['utt']} ({x['set']}): {x['callaudit']['edits']} edits")
+        lines.append(f"  - ref: {x['ref']}")
+        lines.append(f"  - callaudit: {x['callaudit']['hyp']}")
+    lines.append("")
+    return lines
+
+
+# --------------------------------------------------------------------------- main
+
+
+def git_commit() -> str:
+    try:
+        r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return r.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default=PARTS,
+                    help="parts to run, e.g. a,b (default all: a,b,c,d)")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="quick run: at most N calls (b), items per set (c), utterances (d)")
+    ap.add_argument("--json", type=Path, help="also write all numbers here")
+    ap.add_argument("--cache", action="store_true",
+                    help="(b) reuse transcripts from the per-user cache (default: transcribe)")
+    args = ap.parse_args(argv)
+    parts = [p for p in args.only.replace(",", "") if p.strip()]
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        ap.error(f"--only takes letters from {','.join(PARTS)}")
+
+    started = time.time()
+    setup = Setup(use_cache=args.cache)
+    det = setup.detectors["fused"]
+    out("# callaudit evaluation")
+    out()
+    out(f"- commit {git_commit()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
+    out(f"- detector: {type(det).__name__}, threshold {getattr(det, 'threshold', '?')}, "
+        f"columns {', '.join(setup.detectors)}"
+        + (f"; classifier {setup.classifier.name}" if setup.classifier is not None else ""))
+    for n in setup.notes:
+        out(f"- note: {n}")
+    out()
+
+    res: dict = {"commit": git_commit(), "notes": setup.notes, "timing_seconds": {}}
+    details: list[str] = []
+    for part in PARTS:
+        if part not in parts:
+            continue
+        t = time.time()
+        try:
+            if part == "a":
+                details += part_a(setup, res)
+            elif part == "b":
+                details += part_b(setup, res, args.limit)
+            elif part == "c":
+                if not (DATA_DIR / "text").is_dir():
+                    out(f"## (c) skipped: {DATA_DIR / 'text'} not found\n")
+                    continue
+                details += part_c(setup, res, args.limit)
+            elif part == "d":
+                if not SPEECH_DIR.is_dir():
+                    out(f"## (d) skipped: {SPEECH_DIR} not found\n")
+                    continue
+                details += part_d(setup, res, args.limit)
+        except CallauditError as e:
+            out(f"## ({part}) failed: {e}\n")
+            res[part] = {"error": str(e)}
+        took = time.time() - t
+        res["timing_seconds"][part] = took
+        out(f"_part ({part}) took {took:.0f} s_")
+        out()
+
+    if details:
+        out("## Details")
+        out()
+        for line in details:
+            out(line)
+    total = time.time() - started
+    res["timing_seconds"]["total"] = total
+    out(f"_total {total:.0f} s_")
+    if args.json:
+        from analyzer.fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(res, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Lexicon + shipped classifier fused, as the pipeline runs them."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from analyzer.pipeline import Analyzer, AnalyzerOptions
+from analyzer.scoring import ClassifierScorer
+from analyzer.types import Segment
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+@pytest.fixture(scope="module")
+def fused():
+    return Analyzer().detector
+
+
+@pytest.fixture(scope="module")
+def rules_only():
+    return Analyzer(AnalyzerOptions(use_classifier=False)).detector
+
+
+def _detect(detector, *texts):
+    return detector.detect([Segment(i, 3.0 * i, 3.0 * i + 2.5, t) for i, t in enumerate(texts)])
+
+
+def test_model_catches_what_no_rule_names(fused, rules_only):
+    text = "他一天不还，我们就一天打你们全家人的电话，早上打，晚上也打"
+    assert not [f for f in _detect(rules_only, text) if f.category == "harassment"]
+    found = [f for f in _detect(fused, text) if f.category == "harassment"]
+    assert found and any(s.startswith("model:classifier@") for s in found[0].source)
+    assert "分类模型" in found[0].explanation and "概率" in found[0].explanation
+
+
+def test_rule_and_model_agreeing_score_higher_than_the_rule_alone(fused, rules_only):
+    text = "把手机收到的验证马念给我"  # a homophone hit: the rule alone is discounted
+    alone = max(f.score for f in _detect(rules_only, text) if f.category == "sensitive_info")
+    both = [f for f in _detect(fused, text) if f.category == "sensitive_info"][0]
+    assert alone < both.score <= 1.0
+    assert any(s.startswith("lexicon:") for s in both.source)
+    assert any(s.startswith("model:") for s in both.source)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "您好，我是某某消费金融的工作人员，您的账单已经逾期十五天了。",
+        "逾期记录会上报征信，可能会影响您以后办理贷款。",
+        "如果一直协商不成，平台可能会依法向法院起诉。",
+        "我们可以帮您申请分期还款，每个月还一千二。",
+        "请不要把验证码告诉任何人，包括自称客服的人。",
+        "还款请通过官方APP操作，不要转账到任何个人账户。",
+        "麻烦您转告他给我们回个电话，谢谢您。",
+        "你这是在威胁我吗？我要去投诉你们。",
+        "好的，那我下周五之前把钱还上。",
+        "本次通话可能会被录音，请您知悉。",
+    ],
+)
+def test_lawful_lines_stay_clean(fused, text):
+    assert _detect(fused, text) == []
+
+
+def test_hallucinated_text_never_flags(fused):
+    loop = "我要打死你" * 6  # a decoding loop, however violent it reads
+    assert _detect(fused, "字幕由Amara.org社群提供", loop) == []
+
+
+def test_provenance_names_the_shipped_classifier(fused):
+    meta = json.loads((MODELS / "classifier.json").read_text(encoding="utf-8"))
+    assert fused.classifier_sha256 == meta["sha256"]["npz"]
+    assert any(isinstance(s, ClassifierScorer) for s in fused.scorers)
