@@ -157,6 +157,8 @@ class Recording:
         is its offset. A file shorter than seconds (+ the cut search) comes as one piece.
         Holds about two pieces in memory whatever the length of the recording."""
         seconds = CHUNK_SECONDS if seconds is None else seconds
+        if not seconds > 0:
+            raise ValueError(f"piece length must be positive, not {seconds}")
         search = int(min(_CUT_SEARCH, seconds / 2) * SAMPLE_RATE)
         limit = seconds * SAMPLE_RATE
         split: bool | None = None

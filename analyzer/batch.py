@@ -259,7 +259,7 @@ def run_batch(
             continue
         name = report_name(root, path)
         # JSON last: its presence marks the call as done for resume.
-        for fmt in dict.fromkeys((*formats, "json")):
+        for fmt in [*(f for f in dict.fromkeys(formats) if f != "json"), "json"]:
             opts = {"audio_path": path} if fmt == "html" else {}
             writers.write_report(rep, fmt, out / REPORTS, stem=name, **opts)
         reports.append(writers.to_json_dict(rep))

@@ -218,8 +218,14 @@ def _neighbours(segments: Sequence[Prepared], p: Prepared) -> list[Prepared]:
 # A probability at the category's threshold maps to CLASSIFIER_FLOOR, p = 1 to CLASSIFIER_TOP.
 # With the finding threshold at 0.5 the model alone flags only when clearly above its own
 # threshold; a weak or homophone rule hit next to it is enough (noisy-OR).
-CLASSIFIER_FLOOR = 0.35
-CLASSIFIER_TOP = 0.65
+CLASSIFIER_FLOOR = 0.3
+CLASSIFIER_TOP = 0.6
+# Impersonation and payment routes are concrete claims the rules name well (an institution, an
+# account); alone, the model mistook a collector naming their own lender ("我是安心借的") for
+# impersonation and "替她把钱转过来" for a private account. For these it may raise a rule's
+# score, not make a finding by itself.
+MODEL_NEEDS_RULE = frozenset({"impersonation", "private_payment"})
+MODEL_SUPPORT_CAP = 0.45
 
 
 class ClassifierScorer:
@@ -249,6 +255,8 @@ class ClassifierScorer:
                 if prob < thr:
                     continue
                 score = self.score(prob, thr) * p.weight
+                if cat in MODEL_NEEDS_RULE:
+                    score = min(score, MODEL_SUPPORT_CAP)
                 words = [f.split(":", 1)[1] for f, _ in clf.top_features(p.segment.text, cat, 3)]
                 words = [w for w in words if len(w) > 1] or words
                 joined = {-1: "（连同上一句）", 1: "（连同下一句）"}.get(int(scores.source[p.position, k]), "")

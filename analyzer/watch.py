@@ -94,7 +94,8 @@ def watch(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise CallauditError(f"未知的报告格式：{'、'.join(unknown)}（可选 {'、'.join(FORMATS)}）")
-    formats = list(dict.fromkeys(["json", *formats]))
+    # JSON last: a report in OUT marks the file done, so it must follow the other formats.
+    formats = [*(f for f in dict.fromkeys(formats) if f != "json"), "json"]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -275,7 +276,7 @@ class _Watcher:
                            findings=len(report.findings), risk=report.risk.level)
 
     def write(self, report: CallReport, stem: str) -> None:
-        """All formats, JSON first (the record of this file being done)."""
+        """All formats, JSON last (the record of this file being done)."""
         try:
             for fmt in self.formats:
                 write_report(report, fmt, self.out / REPORTS, stem=stem)

@@ -43,9 +43,12 @@ BATCH = 8  # batch size of the batched mode
 
 # ----------------------------------------------------------------------------- children
 def _peak_mb() -> dict:
+    """Peak memory of this process and of its largest child (batch workers); CPU seconds of
+    the children too (process_time() counts this process only)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rss_mb": round(own), "rss_children_mb": round(kids)}
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"rss_mb": round(own), "rss_children_mb": round(kids.ru_maxrss / 1024),
+            "children_cpu_s": kids.ru_utime + kids.ru_stime}
 
 
 def _segments_of(report) -> list:
@@ -67,11 +70,11 @@ def child_plain(spec: dict) -> dict:
     load = time.perf_counter() - t0
     files = []
     for f in spec["files"]:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         segments, info = model.transcribe(f, language="zh", beam_size=5, vad_filter=True)
         segs = [[s.start, s.end, s.text, None] for s in segments]
         files.append({"file": f, "audio_s": info.duration, "wall_s": time.perf_counter() - t,
-                      "segments": segs})
+                      "cpu_s": time.process_time() - c, "segments": segs})
     result = {"load_s": load, "wall_s": time.perf_counter() - t0,
               "cpu_s": time.process_time() - c0, **_peak_mb()}
     # Not timed: what our detector finds in plain's transcripts.
@@ -110,7 +113,7 @@ def child_ours(spec: dict) -> dict:
             if error:
                 raise SystemExit(f"{path}: {error}")
             by_path[path] = report
-        reports = [(f, by_path[f], None) for f in spec["files"]]
+        reports = [(f, by_path[f], None, None) for f in spec["files"]]
         load = None
     else:
         analyzer = make_analyzer(_options(spec))
@@ -119,15 +122,15 @@ def child_ours(spec: dict) -> dict:
         load = time.perf_counter() - t0
         reports = []
         for f in spec["files"]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             report = analyzer.analyze(f)
-            reports.append((f, report, time.perf_counter() - t))
+            reports.append((f, report, time.perf_counter() - t, time.process_time() - c))
     result = {"load_s": load, "wall_s": time.perf_counter() - t0,
               "cpu_s": time.process_time() - c0, **_peak_mb()}
     result["files"] = [
-        {"file": f, "audio_s": r.duration, "wall_s": w, "segments": _segments_of(r),
-         "findings": _findings_of(r)}
-        for f, r, w in reports
+        {"file": f, "audio_s": r.duration, "wall_s": w, "cpu_s": c,
+         "segments": _segments_of(r), "findings": _findings_of(r)}
+        for f, r, w, c in reports
     ]
     return result
 
@@ -271,65 +274,88 @@ def _throughput(result: dict) -> float:
     return _audio(result) / result["wall_s"]
 
 
-def _rss(result: dict) -> str:
-    if result.get("rss_children_mb", 0) > 100:  # worker processes
-        return f"{result['rss_mb']} + 2 x {result['rss_children_mb']}"
+def _cpu(result: dict) -> float:
+    """CPU seconds per second of audio, worker processes included, model loading included."""
+    return (result["cpu_s"] + result.get("children_cpu_s", 0.0)) / _audio(result)
+
+
+def _rss(result: dict, workers: int) -> str:
+    if workers > 1:
+        return f"{result['rss_mb']} + {workers} x {result['rss_children_mb']}"
     return f"{result['rss_mb']}"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(res: dict, acc: dict, cached: dict | None, load: str, default_name: str) -> str:
     lines = ["### Benchmark (`make bench`)", ""]
-    lines.append(f"Machine: {os.cpu_count()} CPU cores, {load}. Model: embedded faster-whisper "
-                 "base, int8. RTF = processing seconds per second of audio (lower is faster); "
-                 "throughput = audio hours per wall-clock hour, model loading included.")
+    lines.append(
+        f"Machine: {os.cpu_count()} CPU cores, {load}. Model: embedded faster-whisper base, "
+        "int8, beam 5. RTF = wall seconds per second of audio (lower is faster), with CPU "
+        "seconds per audio second in brackets (less sensitive to other load on the machine); "
+        "throughput = audio hours per wall-clock hour, model loading included."
+    )
     lines.append("")
-    # Per call, samples.
     s_names = [k for k in res if k.startswith("samples/")]
+    plain = "samples/plain"
     if s_names:
-        header = ["call", "audio s"] + [f"RTF {k.split('/')[1]}" for k in s_names]
-        plain_key = "samples/plain"
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        header = ["call", "audio s"] + [k.split("/")[1] for k in s_names]
+        lines += [_row(header), "|" + "---|" * len(header)]
         for i, item in enumerate(res[s_names[0]]["files"]):
             row = [Path(item["file"]).name, f"{item['audio_s']:.0f}"]
             for k in s_names:
                 f = res[k]["files"][i]
-                row.append(f"{f['wall_s'] / f['audio_s']:.3f}")
-            lines.append("| " + " | ".join(row) + " |")
+                row.append(f"{f['wall_s'] / f['audio_s']:.3f} ({f['cpu_s'] / f['audio_s']:.3f})")
+            lines.append(_row(row))
         total = ["**all**", f"{_audio(res[s_names[0]]):.0f}"]
-        total += [f"**{_rtf(res[k]):.3f}**" for k in s_names]
-        lines.append("| " + " | ".join(total) + " |")
-        if plain_key in res:
-            ratios = [f"{k.split('/')[1]} {_rtf(res[k]) / _rtf(res[plain_key]):.2f}"
-                      for k in s_names if k != plain_key]
-            lines += ["", "Ratio ours/plain (RTF, samples): " + ", ".join(ratios)]
+        for k in s_names:
+            cpu = sum(f["cpu_s"] for f in res[k]["files"]) / _audio(res[k])
+            total.append(f"**{_rtf(res[k]):.3f}** ({cpu:.3f})")
+        lines.append(_row(total))
+        if plain in res:
+            ratios = [f"{k.split('/')[1]} {_rtf(res[k]) / _rtf(res[plain]):.2f}" for k in s_names
+                      if k != plain]
+            lines += ["", "Ratio ours / plain, RTF over the samples: " + ", ".join(ratios)]
         lines.append("")
-    # Summary, every run.
-    header = ["set / configuration", "audio min", "RTF", "throughput (audio h / h)",
-              "peak RSS MB", "CER", "worst unit CER", "detection P / R"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    header = ["set / configuration", "audio min", "RTF", "CPU s / audio s",
+              "throughput (audio h / h)", "peak RSS MB", "CER", "worst CER", "detection P / R"]
+    lines += [_row(header), "|" + "---|" * len(header)]
     for k, r in res.items():
         a = acc.get(k)
-        rtf = f"{_rtf(r):.3f}" if all(f["wall_s"] is not None for f in r["files"]) else "—"
-        row = [k.replace(default_name, default_name + " (default)"), f"{_audio(r) / 60:.1f}", rtf,
-               f"{_throughput(r):.1f}", _rss(r)]
-        row += [f"{a['cer']:.3f}", f"{a['worst_cer']:.2f}",
-                f"{a['precision']:.2f} / {a['recall']:.2f}"] if a else ["—"] * 3
-        lines.append("| " + " | ".join(row) + " |")
-    if "long/plain" in res:
-        for k in res:
-            if k.startswith("long/") and k != "long/plain":
-                ratio = res[k]["wall_s"] / res["long/plain"]["wall_s"]
-                lines.append(f"\nWall time ratio {k} / long/plain: **{ratio:.2f}**")
+        per_call = all(f["wall_s"] is not None for f in r["files"])
+        workers = int(k.split(" workers")[0].rsplit(" ", 1)[1]) if " workers" in k else 1
+        name = k.replace(default_name, default_name + " (default)")
+        row = [name, f"{_audio(r) / 60:.1f}", f"{_rtf(r):.3f}" if per_call else "—",
+               f"{_cpu(r):.3f}", f"{_throughput(r):.1f}", _rss(r, workers)]
+        row += ([f"{a['cer']:.3f}", f"{a['worst_cer']:.2f}",
+                 f"{a['precision']:.2f} / {a['recall']:.2f}"] if a else ["—"] * 3)
+        lines.append(_row(row))
+    for set_name in ("samples", "long"):
+        base = res.get(f"{set_name}/plain")
+        if not base:
+            continue
+        ratios = [f"{k.split('/', 1)[1]} {res[k]['wall_s'] / base['wall_s']:.2f}"
+                  for k in res if k.startswith(set_name + "/") and k != f"{set_name}/plain"]
+        lines += ["", f"Wall-time ratio ours / plain, whole {set_name} run: " + ", ".join(ratios)]
     if cached:
         lines += [
             "",
             f"Re-analysis with transcripts cached (long set, {cached['audio_s'] / 60:.0f} min "
             f"of audio): {cached['audio_s'] / cached['wall_s']:.0f}x real time including "
             f"loading the rules, {cached['audio_s'] / cached['steady_s']:.0f}x once loaded; "
-            f"peak RSS {cached['rss_mb']} MB.",
-            f"Text stage (normalize, lexicon, classifier, fusion): "
-            f"{cached['segments_per_s']:.0f} segments per second.",
+            f"peak RSS {cached['rss_mb']} MB. Text stage (normalize, lexicon, classifier, "
+            f"fusion): {cached['segments_per_s']:.0f} segments per second.",
         ]
+    lines += [
+        "",
+        "CER: character error rate against the scripts (Simplified, letters and digits only; "
+        "the scripts write numbers in Chinese, so a transcript with Arabic digits pays for "
+        "it). Worst CER: the worst call (samples) or source piece (long set). Detection: "
+        "call-level categories found vs labelled (samples: per call; long set: per source "
+        "piece), plain's transcripts going through the same detector.",
+    ]
     return "\n".join(lines)
 
 
@@ -345,8 +371,14 @@ def main() -> None:
     ap.add_argument("--no-plain", action="store_true", help="skip plain faster-whisper")
     ap.add_argument("--no-workers", action="store_true", help="skip 2 workers x 1 thread")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument("--render", type=Path, help="print the report of an earlier --json run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text(encoding="utf-8"))
+        print(markdown(saved["results"], saved["accuracy"], saved["cached"],
+                       saved.get("load", "load not recorded"), saved.get("default", "sequential")))
+        return
     if args.child:
         spec = json.loads(args.child)
         print(json.dumps(CHILDREN[spec["kind"]](spec), ensure_ascii=False))
@@ -396,8 +428,9 @@ def main() -> None:
     print(markdown(res, acc, cached, load, default_name))
     print("<!-- END bench -->")
     if args.json:
-        args.json.write_text(json.dumps({"results": res, "accuracy": acc, "cached": cached},
-                                        ensure_ascii=False, indent=1), encoding="utf-8")
+        saved = {"results": res, "accuracy": acc, "cached": cached, "load": load,
+                 "default": default_name}
+        args.json.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

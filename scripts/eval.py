@@ -13,9 +13,7 @@ Usage (from the repository root):
     .venv/bin/python scripts/eval.py --only b --cache    # reuse cached call transcripts
     .venv/bin/python scripts/eval.py --limit 20 --json /tmp/eval.json
 
-Columns: "fused" is pipeline.Analyzer().detector (lexicon + classifier once fused);
-"lexicon" and "classifier" are its scorers alone (text parts: the classifier with its own
-thresholds, as scripts/eval_text.py scores it). Progress goes to stderr, the report to stdout.
+Progress goes to stderr, the report (Markdown) to stdout.
 """
 
 from __future__ import annotations
@@ -67,6 +65,12 @@ TOLERANCES = (0.0, 0.5, 1.0, 1.5, 2.0)
 # A miss/false positive with a finding/turn of its category this close is a timing matter.
 NEAR_SECONDS = 5.0
 PARTS = "abcd"
+LEGEND = (
+    "Columns: **fused** = pipeline.Analyzer().detector (rules + classifier, as shipped); "
+    "**lexicon** and **model** = each of its two scorers alone, same threshold and fusion; "
+    "**classifier@own thr.** (part a only) = the classifier with its own per-category "
+    "thresholds, as scripts/eval_text.py and models/MODEL_CARD.md score it."
+)
 
 
 def progress(msg: str) -> None:
@@ -95,7 +99,8 @@ def cap(items: list, limit: int | None) -> list:
 
 
 class Setup:
-    """The analyzer and the detector variants every part compares."""
+    """The analyzer and the detector variants every part compares: "fused" (the pipeline's
+    detector), "lexicon" and "model" (each of its scorers alone, same threshold and fusion)."""
 
     def __init__(self, use_cache: bool):
         from analyzer.pipeline import Analyzer, AnalyzerOptions
@@ -114,34 +119,43 @@ class Setup:
         self.analyzer = analyzer
         self.detectors: dict[str, object] = {"fused": fused}
         # Column titles: "fused" says what it is made of when there is nothing to fuse.
-        self.titles = {"fused": "fused", "lexicon": "lexicon", "classifier": "classifier"}
+        self.titles = {"fused": "fused", "lexicon": "lexicon", "model": "model",
+                       "classifier": "classifier@own thr."}
+        self.groups: dict[str, list[int]] = {}  # variant -> indices into fused.scorers
         scorers = getattr(fused, "scorers", None)
         if scorers is None:
-            self.notes.append("the detector has no `scorers` list: no lexicon/classifier split")
+            self.notes.append("the detector has no `scorers` list: no lexicon/model split")
         else:
-            lex = [s for s in scorers if isinstance(s, LexiconScorer)]
-            rest = [s for s in scorers if not isinstance(s, LexiconScorer)]
-            if rest:
-                self.detectors["lexicon"] = _with_scorers(fused, lex)
-                self.detectors["classifier"] = _with_scorers(fused, rest)
+            lex = [i for i, sc in enumerate(scorers) if isinstance(sc, LexiconScorer)]
+            rest = [i for i in range(len(scorers)) if i not in lex]
+            self.groups["fused"] = list(range(len(scorers)))
+            if lex and rest:
+                self.groups.update(lexicon=lex, model=rest)
+                for name in ("lexicon", "model"):
+                    self.detectors[name] = _with_scorers(fused, [scorers[i]
+                                                                 for i in self.groups[name]])
             else:
-                self.notes.append("the pipeline's detector is the lexicon alone "
-                                  "(no classifier scorer fused in): fused = lexicon")
-                self.titles["fused"] = "fused (=lexicon)"
+                self.notes.append("the pipeline's detector has one kind of scorer only "
+                                  "(no classifier fused in): no lexicon/model columns")
+                self.titles["fused"] = "fused (=lexicon)" if lex else "fused"
         try:
             from analyzer.classifier import load_classifier
 
             self.classifier = load_classifier()
         except (ModelError, ImportError) as e:
             self.classifier = None
-            self.notes.append(f"classifier artifact unavailable ({e}): no classifier column "
-                              "in (a) and (c)")
+            self.notes.append(f"classifier artifact unavailable ({e})")
 
-    def text_flaggers(self) -> dict[str, eval_text.Flagger]:
-        flaggers = {"fused": eval_text.detector_flagger(self.detectors["fused"])}
-        if "lexicon" in self.detectors:
-            flaggers["lexicon"] = eval_text.detector_flagger(self.detectors["lexicon"])
-        if self.classifier is not None:
+    def text_flaggers(self, own_thresholds: bool = False) -> dict[str, eval_text.Flagger]:
+        """One flagger per variant. With a scorer split, each text is scored once and its
+        candidates fused per variant (three detectors for the price of one)."""
+        fused = self.detectors["fused"]
+        if self.groups:
+            shared = SharedDetect(fused, self.groups)
+            flaggers = {n: shared.flagger(n) for n in self.groups}
+        else:
+            flaggers = {n: eval_text.detector_flagger(d) for n, d in self.detectors.items()}
+        if own_thresholds and self.classifier is not None:
             flaggers["classifier"] = eval_text.classifier_flagger(self.classifier)
         return flaggers
 
@@ -153,6 +167,44 @@ class Setup:
         from analyzer.classifier import TrainConfig
 
         return TrainConfig().seed, TrainConfig().holdout
+
+
+class SharedDetect:
+    """RuleDetector.detect for several subsets of one detector's scorers in one pass: prepare
+    the segments once, ask each scorer once, fuse each subset's candidates. Results are kept
+    per doc, so the variants' flaggers share the work whichever runs first."""
+
+    def __init__(self, detector, groups: dict[str, list[int]]):
+        self.detector = detector
+        self.groups = groups
+        self._memo: dict[tuple[str, ...], dict[str, set[str]]] = {}
+
+    def categories(self, segments: list[Segment]) -> dict[str, set[str]]:
+        from analyzer.scoring import fuse, prepare
+
+        prepared = prepare(segments)
+        cands = [sc.candidates(prepared) for sc in self.detector.scorers]
+        return {
+            name: {f.category for f in fuse([c for i in idx for c in cands[i]],
+                                            self.detector.threshold)}
+            for name, idx in self.groups.items()
+        }
+
+    def flagger(self, name: str) -> eval_text.Flagger:
+        def flag(docs: list[list[str]]) -> list[set[str]]:
+            out = []
+            for doc in docs:
+                key = tuple(doc)
+                if key not in self._memo:
+                    # Laid out as eval_text.detector_flagger does: 3 s apart, one channel.
+                    self._memo[key] = self.categories([
+                        Segment(index=i, start=3.0 * i, end=3.0 * i + 2.5, text=t)
+                        for i, t in enumerate(doc)
+                    ])
+                out.append(self._memo[key][name])
+            return out
+
+        return flag
 
 
 def _with_scorers(detector, scorers):
@@ -172,7 +224,7 @@ def categories_of(detector, text: str, channel: int | None = None) -> set[str]:
 def part_a(setup: Setup, res: dict) -> list[str]:
     seed, holdout = setup.classifier_split()
     per: dict[str, dict] = {}
-    for name, flagger in setup.text_flaggers().items():
+    for name, flagger in setup.text_flaggers(own_thresholds=True).items():
         t = time.time()
         per[name] = eval_text.eval_heldout(flagger, ROOT / "corpus", seed, holdout)
         progress(f"(a) {name}: {time.time() - t:.0f} s")
@@ -618,6 +670,8 @@ def git_commit() -> str:
                            capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
+        if r.returncode != 0:
+            return "unknown (not a git checkout)"
         return r.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -651,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; classifier {setup.classifier.name}" if setup.classifier is not None else ""))
     for n in setup.notes:
         out(f"- note: {n}")
+    out()
+    out(LEGEND)
     out()
 
     res: dict = {"commit": git_commit(), "notes": setup.notes, "timing_seconds": {}}

@@ -145,7 +145,7 @@ def wait_until(cond, timeout: float) -> bool:
     return False
 
 
-def kill_and_restart(argv: list[str], out: Path, log: Path, seed: int, kills: int = 5) -> int:
+def kill_and_restart(argv: list[str], out: Path, log: Path, seed: int, kills: int = 4) -> int:
     """Run argv `kills` times, each time SIGKILLing its process group at a random moment
     (after 1-4 logged events plus up to 0.3 s), then once to the end. Checks after every
     round that reports are whole and that no call finished before the round was analyzed in
@@ -186,7 +186,7 @@ def kill_and_restart(argv: list[str], out: Path, log: Path, seed: int, kills: in
 @pytest.mark.parametrize("workers,seed", [(1, 11), (2, 12)])
 def test_batch_killed_at_random_points_loses_and_redoes_nothing(tmp_path, monkeypatch, workers, seed):
     root, out, log = tmp_path / "archive", tmp_path / "out", tmp_path / "events.log"
-    names = archive(root)
+    names = archive(root, n=5)
     argv = [sys.executable, "-c", BATCH_CHILD, str(root), str(out), str(log), str(workers), "0.15"]
     monkeypatch.setenv("CALLAUDIT_CACHE", str(tmp_path / "cache"))
     hits = kill_and_restart(argv, out, log, seed)
@@ -234,7 +234,7 @@ def test_second_batch_on_the_same_out_is_refused_while_the_first_runs(tmp_path):
 
 def test_two_batches_sharing_a_cache_give_the_same_reports(tmp_path):
     root, log = tmp_path / "archive", tmp_path / "events.log"
-    names = archive(root)
+    names = archive(root, n=5)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CALLAUDIT_CACHE": str(tmp_path / "cache")}
     procs = [subprocess.Popen([sys.executable, "-c", BATCH_CHILD, str(root), str(tmp_path / f"out{i}"),
                                str(log), "1", "0.15"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
@@ -270,10 +270,48 @@ def test_stale_temp_files_are_cleared_and_never_read_as_reports(tmp_path):
     assert result.analyzed == 2 and sorted(finished_reports(out)) == sorted(names)
 
 
+class Crash(BaseException):
+    """Stands for SIGKILL at one exact point: nothing in the product catches it."""
+
+
+@pytest.mark.parametrize("command", ["batch", "watch"])
+def test_a_crash_between_formats_never_marks_the_call_done(tmp_path, monkeypatch, command):
+    """The JSON report is what marks a call done, so it is written after every other format,
+    even when the user lists json first."""
+    from analyzer import report, watch
+
+    monkeypatch.setenv("CALLAUDIT_CACHE", str(tmp_path / "cache"))
+    root, out, log = tmp_path / "in", tmp_path / "out", str(tmp_path / "events.log")
+    (name,) = archive(root, n=1)
+    real = report.write_report
+
+    def crash_before_md(rep, fmt, *args, **kwargs):
+        if fmt == "md":
+            raise Crash
+        return real(rep, fmt, *args, **kwargs)
+
+    def run():
+        if command == "batch":
+            run_batch(root, out, make_counting(log, 0), factory=functools.partial(make_counting, log, 0),
+                      formats=("json", "md"))
+        else:
+            watch.watch(root, out, make_counting(log, 0), settle=0, poll=0.01, once=True,
+                        formats=("json", "md"))
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "write_report", crash_before_md)
+        m.setattr(watch, "write_report", crash_before_md)
+        with pytest.raises(Crash):
+            run()
+    run()  # started again after the crash
+    assert (out / "reports" / f"{name}.md").is_file()
+    assert name in finished_reports(out)
+
+
 # ----------------------------------------------------------------------------- watch
 def test_watch_killed_at_random_points_loses_and_redoes_nothing(tmp_path, monkeypatch):
     root, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "events.log"
-    names = archive(root)
+    names = archive(root, n=5)
     argv = [sys.executable, "-c", WATCH_CHILD, str(root), str(out), str(log)]
     monkeypatch.setenv("CALLAUDIT_CACHE", str(tmp_path / "cache"))
     hits = kill_and_restart(argv, out, log, seed=13)

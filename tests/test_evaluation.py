@@ -236,3 +236,46 @@ def test_cause_hints_of_false_positives_and_misses():
     assert misses[6].startswith("segmentation:") and "2 segments" in misses[6]
     assert misses[7].startswith("timing:")
     assert any("**call** threat turn 6" in line for line in d["lines"])
+
+
+class FakeScorer:
+    """Candidates for segments containing given characters: {char: (category, score)}."""
+
+    def __init__(self, name, table):
+        self.name = name
+        self.table = table
+
+    def candidates(self, segments):
+        from analyzer.scoring import Candidate
+
+        out = []
+        for p in segments:
+            for ch, (cat, score) in self.table.items():
+                if ch in p.segment.text:
+                    out.append(Candidate(cat, [p.position], p.segment.start, p.segment.end,
+                                         p.segment.channel, score, "medium", [ch], ["fake"],
+                                         [], {self.name: score}))
+        return out
+
+
+def test_shared_detect_matches_each_scorer_subset():
+    from analyzer.scoring import RuleDetector
+
+    ev = _load_eval_script()
+    a = FakeScorer("a", {"甲": ("threat", 0.4), "丙": ("exposure", 0.8)})
+    b = FakeScorer("b", {"甲": ("threat", 0.3), "乙": ("insult", 0.9)})
+    det = RuleDetector(SimpleNamespace(), threshold=0.5)
+    det.scorers = [a, b]
+    shared = ev.SharedDetect(det, {"fused": [0, 1], "a": [0], "b": [1]})
+    docs = [["甲"], ["乙", "丙"], ["无"]]
+    got = {name: shared.flagger(name)(docs) for name in ("fused", "a", "b")}
+    # "甲": 0.4 and 0.3 are each under 0.5; together 1 - 0.6 * 0.7 = 0.58 (noisy-OR)
+    assert got["fused"] == [{"threat"}, {"insult", "exposure"}, set()]
+    assert got["a"] == [set(), {"exposure"}, set()]
+    assert got["b"] == [set(), {"insult"}, set()]
+    # The same as running the detector with only those scorers.
+    for name, scorers in (("a", [a]), ("b", [b]), ("fused", [a, b])):
+        only = ev._with_scorers(det, scorers)
+        for doc, cats in zip(docs, got[name], strict=True):
+            segs = [Segment(i, 3.0 * i, 3.0 * i + 2.5, t) for i, t in enumerate(doc)]
+            assert {f.category for f in only.detect(segs)} == cats

@@ -372,6 +372,25 @@ def test_batch_command_exit_status_and_screen(tmp_path, monkeypatch):
     assert "Traceback" not in r.stderr
 
 
+def test_watch_goes_past_every_hostile_input(tmp_path):
+    from analyzer.watch import watch
+
+    root, bad, good = _archive(tmp_path)
+    events = []
+    watch(root, tmp_path / "out", _fake_factory(THREAT)(), settle=0, poll=0.01, once=True,
+          on_event=events.append)
+    status = {e.path.name: e.status for e in events}
+    assert sorted(n for n, s in status.items() if s == "ok") == sorted(good)
+    # Damaged recordings are errors; files that are not audio are skipped; links that lead
+    # nowhere, pipes and folders are not files and never picked up.
+    assert {n: s for n, s in status.items() if s != "ok"} == {
+        "empty.mp3": "skipped", "cut60.m4a": "skipped", "cut30.mp3": "error", "random.amr": "skipped",
+        "notes.m4a": "skipped", "damaged.amr": "error", "readme.txt": "skipped"}
+    reasons = {e.path.name: e.reason for e in events}
+    assert "为空" in reasons["empty.mp3"] and "截断" in reasons["cut30.mp3"]
+    assert all(r and "\n" not in r for n, r in reasons.items() if status[n] != "ok")
+
+
 # ----------------------------------------------------------------------------- long recordings
 def test_pieces_cut_at_silence_and_keep_time(tmp_path):
     """A 70 s call read in 20 s pieces: each cut falls in a pause, times add up."""

@@ -22,7 +22,7 @@ from analyzer.lexicon import default_lexicon
 from analyzer.pipeline import Analyzer
 from analyzer.redact import MASK, redact_text
 from analyzer.text import default_tokenizer, is_hallucination, normalize, pinyin_of, to_simplified
-from analyzer.types import CATEGORIES, Segment
+from analyzer.types import CATEGORIES, SEVERITIES, Segment
 
 _COMMON = {"deadline": None, "derandomize": True, "database": None,
            "suppress_health_check": [HealthCheck.too_slow]}
@@ -118,7 +118,7 @@ def test_detector_takes_any_segments(detector, rows):
     findings = detector.detect(segments)
     for f in findings:
         assert f.category in CATEGORIES
-        assert 0 <= f.confidence <= 1
+        assert 0 <= f.score <= 1 and f.severity in SEVERITIES
         assert f.start <= f.end
         assert f.segment_indices and set(f.segment_indices) <= {s.index for s in segments}
 
