@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .text import to_simplified
+from .text import edit_distance, to_simplified
 from .types import CATEGORIES, Finding
 
 # A finding may start or end this many seconds outside the labelled turn and still count.
@@ -175,19 +175,6 @@ def cer_chars(text: str) -> str:
     letters case-folded, so "２０２５" and "2025" or "App" and "APP" do not count as errors."""
     simple = to_simplified(unicodedata.normalize("NFKC", text or "")).casefold()
     return "".join(ch for ch in simple if unicodedata.category(ch)[0] in "LN")
-
-
-def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance (substitutions, insertions, deletions each cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
 
 
 @dataclass

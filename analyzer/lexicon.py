@@ -38,6 +38,7 @@ from .text import (
     USERDICT_PATH,
     Tokenizer,
     default_tokenizer,
+    edit_distance,
     is_han,
     normalize,
     pinyin_of,
@@ -530,7 +531,7 @@ class Lexicon:
                 continue
             wsyl = self._word_syllables[word]
             distance = sum(
-                0 if window[i] == word[i] else _levenshtein(syl[start + i], wsyl[i])
+                0 if window[i] == word[i] else edit_distance(syl[start + i], wsyl[i])
                 for i in range(len(word))
             )
             if distance <= limit and not self._is_common_word(window):
@@ -681,16 +682,6 @@ def _max_distance(word: str) -> int:
     if len(word) <= 2:
         return 0
     return 1 if len(word) <= 4 else 2
-
-
-def _levenshtein(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _apply(text: str, corrections: list[Correction]) -> str:

@@ -180,6 +180,8 @@ class Analyzer:
             risk=risk_of(findings),
         )
         report.extra["audio"] = {k: facts[k] for k in ("source_channels", "source_rate", "codec", "container")}
+        # e.g. "录音可能不完整": a damaged but decodable file is analyzed, and the report says so.
+        report.extra["audio"]["warnings"] = list(facts.get("warnings", []))
         report.extra["provenance"] = self.provenance()
         report.extra["call"] = parse_filename(p, self.options.tz).to_dict()
         # Legal basis by the call's date (the law changed on 2026-01-01) and the verdict.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import RuleError
@@ -241,3 +241,16 @@ def is_hallucination(text: str, phrases: Iterable[str] | None = None) -> bool:
         for i in range(m.start(), m.end()):
             covered[i] = True
     return sum(covered) * 2 >= len(body)
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance (substitutions, insertions, deletions each cost 1)."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]

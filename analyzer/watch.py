@@ -32,7 +32,7 @@ from typing import Any
 from .audio import check_readable, is_audio
 from .batch import REPORTS, report_name, same_run
 from .errors import CallauditError, InputError, ModelError, RuleError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, exclusive_lock
 from .report import FORMATS, file_name, write_report
 from .types import RISK_LEVEL_ZH, CallReport
 from .weights import sha256_file
@@ -101,7 +101,8 @@ def watch(
     except OSError as e:
         raise CallauditError(f"无法创建输出目录 {out}：{e.strerror or e}，请检查路径和权限") from e
 
-    with _exclusive(out):
+    busy = f"另一个 callaudit watch（进程号 {{pid}}）正在使用输出目录 {out}。请先停止它，或用 --out 换一个目录。"
+    with exclusive_lock(out / LOCK_NAME, busy):
         w = _Watcher(root, out, analyzer, settle, poll, formats, stop, on_event)
         with _signals(w):
             w.say(f"开始监视 {root}，报告写入 {out / REPORTS}（文件停止变化 {settle:g} 秒后分析）"
@@ -390,35 +391,6 @@ def _not_audio_reason(path: Path) -> str:
     except InputError as e:
         return e.problem
     return "不是音频文件"
-
-
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold OUT/.callaudit-watch.lock (flock, released by the OS even if we are killed)."""
-    import fcntl
-
-    lock_path = out / LOCK_NAME
-    try:
-        f = open(lock_path, "a+", encoding="utf-8")  # held for the whole run
-    except OSError as e:
-        raise CallauditError(f"无法创建锁文件 {lock_path}：{e.strerror or e}，请检查输出目录权限") from e
-    try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip()
-            who = f"（进程号 {pid}）" if pid.isdigit() else ""
-            raise CallauditError(
-                f"另一个 callaudit watch{who}正在使用输出目录 {out}。请先停止它，或用 --out 换一个目录。"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        yield
-    finally:
-        f.close()  # closing releases the lock
 
 
 @contextmanager
