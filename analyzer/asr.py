@@ -74,17 +74,17 @@ class Transcriber(Protocol):
     def transcribe(self, audio: np.ndarray, channel: int | None) -> list[Segment]: ...
 
 
-# Batched mode cuts speech at pauses: Silero VAD regions (a pause is at least
-# VAD_MIN_SILENCE_MS) joined while the gap is short and the clip spans at most CLIP_SECONDS.
-# Each clip is decoded on its own, so a decoder that stops early loses part of one clip, never
-# the rest of a 30 s window (seen with sequential decoding at a change of voice).
+# Speech regions (Silero VAD; a pause is at least VAD_MIN_SILENCE_MS) serve three purposes:
+# batched mode decodes them as clips (joined while the gap is short, at most CLIP_SECONDS);
+# a segment whose text is far too short for the speech under it is decoded again clip by clip
+# (Whisper sometimes stops after the first sentence of a 30 s window, at a change of voice,
+# and skips the rest); and long segments are cut into sentences at the pauses.
 CLIP_SECONDS = 12.0
 CLIP_JOIN_GAP = 0.5
-VAD_MIN_SILENCE_MS = 300
-VAD_PAD_MS = 200
-# Mandarin runs at 3-6 characters a second. A clip whose text is much shorter than its speech
-# was cut off by the decoder: it is split at its middle pause and both halves decoded again.
-MIN_CHARS_PER_SECOND = 2.0
+VAD_MIN_SILENCE_MS = 150
+VAD_PAD_MS = 100
+# Mandarin runs at 4-6 characters a second: fewer than 3 a second means text went missing.
+MIN_CHARS_PER_SECOND = 3.0
 MIN_CHARS_SLACK = 4
 
 
@@ -116,16 +116,16 @@ class WhisperTranscriber:
         settings = asdict(self.options)
         settings.pop("model")
         settings.pop("cpu_threads")  # speed only (checked in tests/test_asr.py)
-        if self.batched:
-            settings["clips"] = {
-                "max_seconds": CLIP_SECONDS,
-                "join_gap": CLIP_JOIN_GAP,
-                "vad_min_silence_ms": VAD_MIN_SILENCE_MS,
-                "vad_pad_ms": VAD_PAD_MS,
-                "min_chars_per_second": MIN_CHARS_PER_SECOND,
-            }
-        else:
+        if not self.batched:
             settings["batch_size"] = 0
+        settings["segmenter"] = {
+            "version": 2,  # sentences cut at VAD pauses; short segments decoded again
+            "clip_seconds": CLIP_SECONDS,
+            "join_gap": CLIP_JOIN_GAP,
+            "vad_min_silence_ms": VAD_MIN_SILENCE_MS,
+            "vad_pad_ms": VAD_PAD_MS,
+            "min_chars_per_second": MIN_CHARS_PER_SECOND,
+        }
         settings["hotwords"] = self.hotwords
         settings["initial_prompt"] = INITIAL_PROMPT
         return AsrInfo(model=self._name, model_sha256=self._sha, settings=settings)
@@ -152,14 +152,26 @@ class WhisperTranscriber:
     def transcribe(self, audio: np.ndarray, channel: int | None) -> list[Segment]:
         if len(audio) < SAMPLE_RATE // 4:
             return []
+        import ctranslate2
+
+        # Whisper's temperature fallback samples at random: a fixed seed per call makes a
+        # recording's transcript the same whatever the process decoded before it (any worker,
+        # any engine, any rerun).
+        ctranslate2.set_random_seed(0)
         o = self.options
-        decoded = self._decode_batched(audio) if self.batched else self._decode(audio)
+        regions = speech_regions(audio) if o.vad else []
+        if o.vad and not regions:
+            return []
+        if self.batched:
+            decoded = self._decode_clips(audio, _clips(regions))
+        else:
+            decoded = self._repair(audio, self._decode(audio), regions)
         out: list[Segment] = []
         for s in decoded:
             # Whisper's rule for silence (batched decoding does not apply it by itself).
             if s.no_speech_prob > o.no_speech_threshold and s.avg_logprob < o.logprob_threshold:
                 continue
-            for start, end, raw in _sentences(s):
+            for start, end, raw in split_sentences(s.start, s.end, s.text, regions):
                 text = self.postprocess(raw) if self.postprocess is not None else raw.strip()
                 if not text:
                     log.debug("dropped segment %.2f-%.2f (hallucination or empty)", start, end)
@@ -178,7 +190,9 @@ class WhisperTranscriber:
         return out
 
     def _decode(self, audio: np.ndarray) -> list:
-        """Sequential: faster-whisper's 30 s windows with its temperature fallback."""
+        """Sequential: faster-whisper's 30 s windows with its temperature fallback. No word
+        timestamps: they double the decoding time, and their seek moves back into audio
+        already decoded, repeating it (measured on the samples)."""
         o = self.options
         segments, _info = self._get_model().transcribe(
             audio,
@@ -190,35 +204,46 @@ class WhisperTranscriber:
             hotwords=self.hotwords,
             no_speech_threshold=o.no_speech_threshold,
             log_prob_threshold=o.logprob_threshold,
-            word_timestamps=True,
         )
         return list(segments)
 
-    def _decode_batched(self, audio: np.ndarray) -> list:
-        """Batched: clips cut at pauses, batch_size at a time; a clip whose text stopped
-        short is split at its middle pause and decoded again."""
+    def _repair(self, audio: np.ndarray, segments: list, regions: list) -> list:
+        """Decode again, clip by clip, the segments whose text is far too short for the
+        speech they span (the rest of their window was skipped)."""
+        out: list = []
+        for s in segments:
+            inside = _within(regions, s.start, s.end)
+            if len(inside) > 1 and _too_short(s.text, inside):
+                log.debug("segment %.2f-%.2f too short for its speech: decoding it again",
+                          s.start, s.end)
+                out += self._decode_clips(audio, _clips(inside), batch_size=4)
+            else:
+                out.append(s)
+        return out
+
+    def _decode_clips(self, audio: np.ndarray, todo: list, batch_size: int = 0) -> list:
+        """Clips decoded batch_size at a time (BatchedInferencePipeline, one text per clip);
+        a clip whose text stopped short is split at its middle pause and decoded again."""
         if self._pipeline is None:
             from faster_whisper import BatchedInferencePipeline
 
             self._pipeline = BatchedInferencePipeline(self._get_model())
         o = self.options
-        todo = speech_clips(audio)
         done: list = []
         while todo:
             segments, _info = self._pipeline.transcribe(
                 audio,
                 language=o.language,
                 beam_size=o.beam_size,
-                batch_size=o.batch_size,
+                batch_size=batch_size or o.batch_size,
                 clip_timestamps=[{"start": c[0][0], "end": c[-1][1]} for c in todo],
                 without_timestamps=True,
-                word_timestamps=True,
                 initial_prompt=INITIAL_PROMPT,
                 hotwords=self.hotwords,
             )
             retry: list[list[tuple[float, float]]] = []
             for clip, segs in zip(todo, _by_clip(list(segments), todo), strict=True):
-                if len(clip) > 1 and _cut_short(clip, segs):
+                if len(clip) > 1 and _too_short("".join(s.text for s in segs), clip):
                     half = len(clip) // 2
                     retry += [clip[:half], clip[half:]]
                 else:
@@ -227,9 +252,11 @@ class WhisperTranscriber:
         return sorted(done, key=lambda s: s.start)
 
 
-def speech_clips(audio: np.ndarray) -> list[list[tuple[float, float]]]:
-    """Speech regions (start, end in seconds) grouped into clips: a clip spans at most
-    CLIP_SECONDS and its regions are at most CLIP_JOIN_GAP apart."""
+Regions = list[tuple[float, float]]
+
+
+def speech_regions(audio: np.ndarray) -> Regions:
+    """(start, end) seconds of speech, split at pauses of VAD_MIN_SILENCE_MS or more."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     vad = VadOptions(
@@ -237,9 +264,19 @@ def speech_clips(audio: np.ndarray) -> list[list[tuple[float, float]]]:
         max_speech_duration_s=CLIP_SECONDS,
         speech_pad_ms=VAD_PAD_MS,
     )
-    clips: list[list[tuple[float, float]]] = []
-    for r in get_speech_timestamps(audio, vad):
-        start, end = r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE
+    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE)
+            for r in get_speech_timestamps(audio, vad)]
+
+
+def speech_clips(audio: np.ndarray) -> list[Regions]:
+    """Speech regions grouped into clips (see _clips)."""
+    return _clips(speech_regions(audio))
+
+
+def _clips(regions: Regions) -> list[Regions]:
+    """Clips of regions at most CLIP_JOIN_GAP apart, each spanning at most CLIP_SECONDS."""
+    clips: list[Regions] = []
+    for start, end in regions:
         last = clips[-1] if clips else None
         if last and start - last[-1][1] <= CLIP_JOIN_GAP and end - last[0][0] <= CLIP_SECONDS:
             last.append((start, end))
@@ -248,9 +285,14 @@ def speech_clips(audio: np.ndarray) -> list[list[tuple[float, float]]]:
     return clips
 
 
-def _by_clip(segments: list, clips: list[list[tuple[float, float]]]) -> list[list]:
+def _within(regions: Regions, start: float, end: float) -> Regions:
+    """The parts of regions inside [start, end]."""
+    return [(max(a, start), min(b, end)) for a, b in regions if b > start and a < end]
+
+
+def _by_clip(segments: list, clips: list[Regions]) -> list[list]:
     """Decoded segments grouped by the clip their middle falls in (clips are in time order;
-    word timestamps can put a segment's start a few ms before its clip's)."""
+    a segment's start can be a few ms before its clip's)."""
     starts = [c[0][0] for c in clips]
     out: list[list] = [[] for _ in clips]
     for s in segments:
@@ -258,41 +300,102 @@ def _by_clip(segments: list, clips: list[list[tuple[float, float]]]) -> list[lis
     return out
 
 
-def _cut_short(clip: list[tuple[float, float]], segments: list) -> bool:
-    speech = sum(end - start for start, end in clip)
-    chars = sum(1 for s in segments for c in s.text if c.isalnum())
-    return chars < MIN_CHARS_PER_SECOND * speech - MIN_CHARS_SLACK
+def _letters(text: str) -> int:
+    return sum(1 for c in text if c.isalnum())
 
 
-# Whisper often returns one segment for 20-30 s of a fast two-party call; reports need the
-# moment a sentence was said. Word timestamps let us cut at sentence ends and long pauses
-# (a pause is usually a change of speaker).
-_SENTENCE_END = tuple("。！？；!?;")
-_CLAUSE_END = tuple("，,、：:")
-MAX_SENTENCE_SECONDS = 8.0
-PAUSE_SECONDS = 0.8
+def _too_short(text: str, regions: Regions) -> bool:
+    speech = sum(end - start for start, end in regions)
+    return _letters(text) < MIN_CHARS_PER_SECOND * speech - MIN_CHARS_SLACK
 
 
-def _sentences(seg) -> list[tuple[float, float, str]]:
-    words = getattr(seg, "words", None)
-    if not words:
-        return [(seg.start, seg.end, seg.text)]
-    pieces: list[tuple[float, float, str]] = []
-    cur: list = []
-    for i, w in enumerate(words):
-        if cur and w.start - cur[-1].end >= PAUSE_SECONDS:
-            pieces.append(_join(cur))
-            cur = []
-        cur.append(w)
-        token = w.word.strip()
-        long_clause = token.endswith(_CLAUSE_END) and w.end - cur[0].start >= MAX_SENTENCE_SECONDS
-        if (token.endswith(_SENTENCE_END) or long_clause) and i < len(words) - 1:
-            pieces.append(_join(cur))
-            cur = []
-    if cur:
-        pieces.append(_join(cur))
-    return [p for p in pieces if p[2].strip()]
+# Whisper often returns one segment for 20-30 s of a call; reports need the moment a
+# sentence was said. A segment's text is cut at sentence ends (and, in a long sentence, at
+# clause marks); each piece gets the share of the segment's speech time its characters
+# take, and the cuts move to pauses (a change of speaker, usually): each cut to its own
+# pause, in order, as close as possible, unless none is within about SNAP_SECONDS.
+_SENTENCE_END = "。！？；!?;"
+_CLAUSE_END = "，,、：: "
+LONG_SENTENCE_CHARS = 30
+SNAP_SECONDS = 3.0
 
 
-def _join(words) -> tuple[float, float, str]:
-    return words[0].start, words[-1].end, "".join(w.word for w in words).strip()
+def _sentence_texts(text: str) -> list[str]:
+    pieces, cur = [], ""
+    for ch in text.strip():
+        cur += ch
+        if ch in _SENTENCE_END or (ch in _CLAUSE_END and _letters(cur) >= LONG_SENTENCE_CHARS):
+            pieces.append(cur)
+            cur = ""
+    if cur.strip():
+        pieces.append(cur)
+    return [p.strip() for p in pieces if _letters(p)] or [text.strip()]
+
+
+def split_sentences(start: float, end: float, text: str, regions: Regions) -> list[tuple[float, float, str]]:
+    """(start, end, text) per sentence of one decoded segment; regions: the channel's speech."""
+    sentences = _sentence_texts(text)
+    speech = _within(regions, start, end) or [(start, end)]
+    if len(sentences) == 1:
+        return [(speech[0][0], speech[-1][1], text.strip())]
+    total = sum(b - a for a, b in speech)
+    weights = [max(1, _letters(t)) for t in sentences]
+    pauses = [(a[1], b[0]) for a, b in zip(speech, speech[1:], strict=False)]
+
+    def time_at(fraction: float) -> float:
+        left = fraction * total
+        for a, b in speech:
+            if left <= b - a:
+                return a + left
+            left -= b - a
+        return speech[-1][1]
+
+    targets, done = [], 0
+    for w in weights[:-1]:
+        done += w
+        targets.append(time_at(done / sum(weights)))
+    cuts: list[tuple[float, float]] = []  # (end of one sentence, start of the next)
+    for t, pause in zip(targets, _align(targets, pauses), strict=True):
+        prev = cuts[-1][1] if cuts else start
+        cuts.append(pause if pause else (max(prev, t), max(prev, t)))
+    bounds = [start] + [c for cut in cuts for c in cut] + [end]
+    out = []
+    for i, sentence in enumerate(sentences):
+        a, b = bounds[2 * i], bounds[2 * i + 1]
+        # Trim to the speech inside, so a sentence does not start in the silence before it.
+        inside = _within(speech, a, b)
+        if inside:
+            a, b = inside[0][0], inside[-1][1]
+        out.append((a, b, sentence))
+    return out
+
+
+def _distance(t: float, span: tuple[float, float]) -> float:
+    return max(span[0] - t, t - span[1], 0.0)
+
+
+def _align(targets: list[float], pauses: Regions) -> list[tuple[float, float] | None]:
+    """Give each cut (estimated time, in order) a pause of its own, in order, or None,
+    minimizing the total distance; leaving a cut without a pause costs SNAP_SECONDS."""
+    k, n = len(targets), len(pauses)
+    inf = float("inf")
+    # cost[i][j]: best for the first i cuts using only the first j pauses
+    cost = [[0.0] * (n + 1)] + [[inf] * (n + 1) for _ in range(k)]
+    for i in range(1, k + 1):
+        for j in range(n + 1):
+            best = cost[i - 1][j] + SNAP_SECONDS
+            if j:
+                best = min(best, cost[i][j - 1],
+                           cost[i - 1][j - 1] + _distance(targets[i - 1], pauses[j - 1]))
+            cost[i][j] = best
+    out: list[tuple[float, float] | None] = [None] * k
+    i, j = k, n
+    while i:
+        if j and cost[i][j] == cost[i][j - 1]:
+            j -= 1
+        elif j and cost[i][j] == cost[i - 1][j - 1] + _distance(targets[i - 1], pauses[j - 1]):
+            out[i - 1] = pauses[j - 1]
+            i, j = i - 1, j - 1
+        else:
+            i -= 1
+    return out

@@ -73,12 +73,15 @@ def _connect(ray, address: str | None, workers: int, cpus_per_worker: float) -> 
     """Start a private local Ray (address None) or join a cluster. True when we started it."""
     if ray.is_initialized():
         return False
-    common = {"include_dashboard": False, "logging_level": logging.WARNING}
     try:
-        if address:
-            ray.init(address=address, **common)
+        if address:  # the cluster's dashboard and settings are its operator's business
+            ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=max(1, round(workers * cpus_per_worker)), **common)
+            ray.init(
+                num_cpus=max(1, round(workers * cpus_per_worker)),
+                include_dashboard=False,  # no HTTP server on this machine
+                logging_level=logging.WARNING,
+            )
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"集群 {address}" if address else "本机 Ray"
         raise CallauditError(

@@ -264,6 +264,43 @@ def load_calls() -> list[dict]:
     return data["calls"]
 
 
+def script_segments(turns: list[Turn]) -> list[Segment]:
+    """The call as a perfect transcriber would give it: each turn's script at its time."""
+    return [Segment(i, t.start, t.end, t.text, t.channel) for i, t in enumerate(turns)]
+
+
+def script_findings(detectors: dict, turns: dict[str, list[Turn]]) -> dict[str, dict]:
+    """Findings of each detector variant on each call's script (no ASR)."""
+    return {name: {cid: det.detect(script_segments(ts)) for cid, ts in turns.items()}
+            for name, det in detectors.items()}
+
+
+def _b_table(setup: Setup, counts: dict[str, dict], matches: dict[str, list[CallMatch]]) -> dict:
+    names = list(counts)
+    header = ["category", "labels"] + [
+        f"{setup.titles[n]} {m}" for n in names for m in ("findings", "P", "R", "F1")
+    ]
+    rows = []
+    for c in [*CATEGORIES, "overall"]:
+        row = [c if c in CATEGORIES else "**overall**", str(counts[names[0]][c].labels)]
+        for n in names:
+            m = counts[n][c].metrics()
+            row += [str(m["findings"]), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
+        rows.append(row)
+    out(table(header, rows))
+    out()
+    res = {}
+    for n in names:
+        flagged = [m.call for m in matches[n] if m.lawful and m.findings]
+        n_lawful = sum(m.lawful for m in matches[n])
+        out(f"- lawful calls with any finding, {setup.titles[n]}: "
+            f"**{len(flagged)} of {n_lawful}** (target 0)"
+            + (f": {', '.join(flagged)}" if flagged else ""))
+        res[n] = {"per_category": {c: k.metrics() for c, k in counts[n].items()},
+                  "lawful_calls_flagged": flagged, "lawful_calls": n_lawful}
+    return res
+
+
 def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
     calls = cap(load_calls(), limit)
     analyzer = setup.analyzer
@@ -280,65 +317,52 @@ def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
                  f"{len(rep.findings)} findings")
     turns = {c["id"]: [Turn.from_label(c["id"], t) for t in c["turns"]] for c in calls}
     lawful = {c["id"]: bool(c["lawful"]) for c in calls}
-    findings: dict[str, dict[str, list[Finding]]] = {}
+    heard: dict[str, dict[str, list[Finding]]] = {}
     for name, det in setup.detectors.items():
-        findings[name] = {
+        heard[name] = {
             cid: rep.findings if name == "fused" else det.detect(rep.segments)
             for cid, rep in reports.items()
         }
-    matches = {
-        name: [match_call(cid, fs, turns[cid], TOLERANCE, lawful[cid]) for cid, fs in per.items()]
-        for name, per in findings.items()
-    }
-    counts = {name: count_by_category(ms) for name, ms in matches.items()}
-    names = list(counts)
+    script = script_findings(setup.detectors, turns)
+
+    def score(findings: dict[str, dict[str, list[Finding]]], tol: float = TOLERANCE):
+        matches = {name: [match_call(cid, fs, turns[cid], tol, lawful[cid])
+                          for cid, fs in per.items()] for name, per in findings.items()}
+        return matches, {name: count_by_category(ms) for name, ms in matches.items()}
+
+    matches, counts = score(heard)
+    script_matches, script_counts = score(script)
 
     out(f"## (b) End to end on eval/calls ({len(calls)} synthetic calls, embedded Whisper, "
         f"±{TOLERANCE:.1f} s)")
     out()
     out("A finding is correct when it overlaps a turn labelled with its category (±tolerance, "
         "same channel on stereo); a labelled (turn, category) is recalled when a finding of "
-        "that category overlaps it. Precision counts findings, recall counts labelled turns.")
-    out()
-    header = ["category", "labels"] + [
-        f"{setup.titles[n]} {m}" for n in names for m in ("findings", "P", "R", "F1")
-    ]
-    rows = []
-    for c in [*CATEGORIES, "overall"]:
-        row = [c if c in CATEGORIES else "**overall**", str(counts[names[0]][c].labels)]
-        for n in names:
-            m = counts[n][c].metrics()
-            row += [str(m["findings"]), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])]
-        rows.append(row)
-    out(table(header, rows))
+        "that category overlaps it. Precision counts findings, recall counts labelled turns. "
+        "Synthetic TTS calls (one voice pitched two ways), scripts written by the project: "
+        "a development check, not real-world accuracy.")
     out()
     res_b: dict = {"tolerance": TOLERANCE, "calls": len(calls),
                    "audio_seconds": audio_s, "analyze_seconds": asr_s}
-    for n in names:
-        flagged = [m.call for m in matches[n] if m.lawful and m.findings]
-        n_lawful = sum(m.lawful for m in matches[n])
-        out(f"- lawful calls with any finding, {setup.titles[n]}: **{len(flagged)} of {n_lawful}** "
-            "(target 0)"
-            + (f": {', '.join(flagged)}" if flagged else ""))
-        res_b[n] = {
-            "per_category": {c: k.metrics() for c, k in counts[n].items()},
-            "lawful_calls_flagged": flagged,
-            "lawful_calls": n_lawful,
-        }
+    res_b["whisper"] = _b_table(setup, counts, matches)
     out(f"- speed: {audio_s:.0f} s of audio analyzed in {asr_s:.0f} s "
         f"(real-time factor {asr_s / audio_s:.2f})" if audio_s else "")
     out()
+    out("Detection alone: the same scoring with each turn's script as its transcript, at the "
+        "turn's time (no ASR). The gap to the table above is what transcription loses.")
+    out()
+    res_b["script"] = _b_table(setup, script_counts, script_matches)
+    out()
 
     # How much the tolerance matters: overall counts at several widths.
-    fused = findings["fused"]
     rows = []
     for tol in TOLERANCES:
-        ms = [match_call(cid, fs, turns[cid], tol, lawful[cid]) for cid, fs in fused.items()]
-        m = count_by_category(ms)["overall"].metrics()
+        _, c = score({"fused": heard["fused"]}, tol)
+        m = c["fused"]["overall"].metrics()
         rows.append([f"±{tol:.1f} s", str(m["findings"] - m["false_positives"]),
                      str(m["false_positives"]), str(m["labels"] - m["missed"]), str(m["missed"]),
                      fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"])])
-    out("Tolerance sensitivity (fused, overall):")
+    out("Tolerance sensitivity (fused, with Whisper, overall):")
     out()
     out(table(["tolerance", "correct", "false pos.", "recalled", "missed", "P", "R", "F1"], rows))
     out()
@@ -347,12 +371,12 @@ def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
     for m in matches["fused"]:
         rows.append([m.call, "yes" if m.lawful else "", str(len(m.recalled) + len(m.missed)),
                      str(len(m.recalled)), str(m.findings), str(len(m.false_positives))])
-    out("Per call (fused):")
+    out("Per call (fused, with Whisper):")
     out()
     out(table(["call", "lawful", "labels", "recalled", "findings", "false pos."], rows))
     out()
 
-    details = b_details(setup, matches["fused"], reports, turns)
+    details = b_details(setup, matches["fused"], reports, turns, script)
     res_b["false_positives"] = details["fp"]
     res_b["misses"] = details["miss"]
     res["b"] = res_b
@@ -365,48 +389,60 @@ def _heard(rep, turn: Turn) -> list[Segment]:
             if same_channel(s.channel, turn.channel) and s.start < turn.end and s.end > turn.start]
 
 
-def b_details(setup: Setup, matches: list[CallMatch], reports: dict, turns: dict) -> dict:
-    """Every false positive and miss with the words heard and a hint at its cause:
-    timing (right category just outside the tolerance), segmentation (detected when the
-    heard segments are read as one), ASR (the script text is detected, the heard one is
-    not), detection (the clean script text is flagged / not flagged either)."""
+def _touching(f: Finding, turn: Turn, tol: float) -> bool:
+    return same_channel(f.channel, turn.channel) and overlaps(f.start, f.end, turn, tol)
+
+
+def b_details(setup: Setup, matches: list[CallMatch], reports: dict, turns: dict,
+              script: dict[str, dict]) -> dict:
+    """Every false positive and miss with the words heard and a hint at its cause, by
+    comparing with the detector on the clean script of the same call (`script`, from
+    script_findings):
+    - timing: the right category lies just outside the tolerance;
+    - detection: the clean script gives the same false positive / misses it too;
+    - segmentation: found on the script, and in the heard words once their segments are
+      read as one;
+    - ASR: found on the script (miss) or not flagged there (false positive), the heard words
+      differ."""
     fused = setup.detectors["fused"]
-    others = {n: d for n, d in setup.detectors.items() if n != "fused"}
-    lines = ["### (b) False positives (fused)", ""]
+    others = [n for n in setup.detectors if n != "fused"]
+    lines = ["### (b) False positives (fused, with Whisper)", ""]
     fp_out, miss_out = [], []
     for m in matches:
         rep = reports[m.call]
+        call_turns = turns[m.call]
         by_index = {s.index: s for s in rep.segments}
         for f in m.false_positives:
             heard = "".join(by_index[i].text for i in f.segment_indices if i in by_index)
-            over = [t for t in turns[m.call]
-                    if same_channel(f.channel, t.channel) and overlaps(f.start, f.end, t, 0.0)]
-            near = [t for t in turns[m.call]
-                    if f.category in t.labels and same_channel(f.channel, t.channel)
-                    and overlaps(f.start, f.end, t, NEAR_SECONDS)]
-            flagged_on = [t for t in over if f.category in categories_of(fused, t.text, t.channel)]
+            over = [t for t in call_turns if _touching(f, t, 0.0)]
+            near = [t for t in call_turns
+                    if f.category in t.labels and _touching(f, t, NEAR_SECONDS)]
+            on_script = [g for g in script["fused"][m.call] if g.category == f.category
+                         and same_channel(g.channel, f.channel)
+                         and g.start <= f.end + TOLERANCE and g.end >= f.start - TOLERANCE]
             if near:
                 cause = (f"timing: turn {near[0].index} labelled {f.category} at "
                          f"{near[0].start:.1f}-{near[0].end:.1f} s is just outside ±{TOLERANCE} s")
-            elif flagged_on:
-                who = ", ".join(f"{t.speaker} turn {t.index}" for t in flagged_on)
-                cause = (f"detection: the clean script of the {who} is flagged {f.category} "
-                         "too (the detector over-triggers, or the label misses it)")
+            elif on_script:
+                who = ", ".join(f"{call_turns[i].speaker} turn {call_turns[i].index}"
+                                for i in on_script[0].segment_indices)
+                cause = (f"detection: the clean script is flagged {f.category} here too ({who}; "
+                         f"{', '.join(on_script[0].source)}): the detector over-triggers, or "
+                         "the label misses it")
             else:
                 ref = "".join(t.text for t in over)
-                cause = ("ASR: the script text is not flagged, the words as heard are"
+                cause = ("ASR: the clean script is not flagged here, the words as heard are"
                          + (f" (CER of the heard words {fmt(cer(ref, heard), 2)})" if ref else ""))
-            entry = {
+            fp_out.append({
                 "call": m.call, "category": f.category, "start": round(f.start, 2),
                 "end": round(f.end, 2), "score": round(f.score, 3), "evidence": f.evidence,
                 "source": f.source, "heard": heard, "cause": cause,
                 "turns": [{"index": t.index, "speaker": t.speaker, "labels": list(t.labels),
                            "text": t.text} for t in over],
-            }
-            fp_out.append(entry)
+            })
             lines.append(f"- **{m.call}** {f.category} {f.start:.1f}-{f.end:.1f} s "
-                         f"(score {f.score:.2f}; {', '.join(f.source)}; evidence "
-                         f"{'、'.join(f.evidence)})")
+                         f"(score {f.score:.2f}; {', '.join(f.source)}"
+                         + (f"; evidence {'、'.join(f.evidence)}" if f.evidence else "") + ")")
             lines.append(f"  - heard: {heard}")
             for t in over:
                 lab = ",".join(t.labels) or "lawful"
@@ -414,32 +450,28 @@ def b_details(setup: Setup, matches: list[CallMatch], reports: dict, turns: dict
             lines.append(f"  - cause hint: {cause}")
     if not fp_out:
         lines.append("None.")
-    lines += ["", "### (b) Misses (fused)", ""]
+    lines += ["", "### (b) Misses (fused, with Whisper)", ""]
     for m in matches:
         rep = reports[m.call]
         for t, c in m.missed:
             segs = _heard(rep, t)
             heard = "".join(s.text for s in segs)
-            near = [f for f in rep.findings
-                    if f.category == c and same_channel(f.channel, t.channel)
-                    and overlaps(f.start, f.end, t, NEAR_SECONDS)]
-            on_script = c in categories_of(fused, t.text, t.channel)
-            on_joined = bool(heard) and c in categories_of(fused, heard, t.channel)
+            near = [f for f in rep.findings if f.category == c and _touching(f, t, NEAR_SECONDS)]
+            found = {n: any(g.category == c and _touching(g, t, TOLERANCE)
+                            for g in script[n][m.call]) for n in script}
+            joined = bool(heard) and c in categories_of(fused, heard, t.channel)
             if near:
                 cause = (f"timing: a {c} finding at {near[0].start:.1f}-{near[0].end:.1f} s "
                          f"lies outside ±{TOLERANCE} s")
-            elif on_joined and len(segs) > 1:
-                cause = (f"segmentation: the heard words are detected when their {len(segs)} "
-                         "segments are read as one")
-            elif on_joined:
-                cause = "context: the heard segment alone is detected, not within the call"
-            elif on_script:
-                cause = (f"ASR: the script text is detected, the heard words are not "
+            elif found["fused"] and joined and len(segs) > 1:
+                cause = (f"segmentation: found on the clean script, and in the heard words "
+                         f"when their {len(segs)} segments are read as one")
+            elif found["fused"]:
+                cause = (f"ASR: found on the clean script, not in the heard words "
                          f"(CER {fmt(cer(t.text, heard), 2)})")
             else:
-                alone = {n: c in categories_of(d, t.text, t.channel) for n, d in others.items()}
-                parts = "".join(f"; {n} alone: {'yes' if v else 'no'}" for n, v in alone.items())
-                cause = f"detection: the clean script text is not detected either{parts}"
+                alone = "".join(f"; {n} alone: {'yes' if found[n] else 'no'}" for n in others)
+                cause = f"detection: missed on the clean script too{alone}"
             miss_out.append({"call": m.call, "category": c, "turn": t.index,
                              "start": t.start, "end": t.end, "text": t.text, "heard": heard,
                              "cause": cause})

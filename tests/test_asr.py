@@ -44,7 +44,8 @@ def test_cer_helper():
 
 @pytest.fixture(scope="module")
 def speech():
-    """(samples, reference text): the first two turns of the first mono sample call."""
+    """(samples, reference text, turn starts in the clip): the first two turns of the first
+    mono sample call."""
     labels = SAMPLES / "labels.json"
     if not labels.is_file():
         pytest.skip("samples/labels.json not present")
@@ -54,7 +55,8 @@ def speech():
     audio = decode(SAMPLES / call["file"]).mono()
     lo = max(0, int((turns[0]["start"] - 0.3) * SAMPLE_RATE))
     hi = int((turns[1]["end"] + 0.3) * SAMPLE_RATE)
-    return audio[lo:hi], "".join(t["text"] for t in turns)
+    starts = [t["start"] - lo / SAMPLE_RATE for t in turns]
+    return audio[lo:hi], "".join(t["text"] for t in turns), starts
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,9 @@ def batched():
     return WhisperTranscriber(AsrOptions(batch_size=4), postprocess=clean_asr_text)
 
 
-def _check_segments(segments, reference: str, duration: float, channel):
+def _check_segments(segments, speech, channel, tolerance):
+    audio, reference, starts = speech
+    duration = len(audio) / SAMPLE_RATE
     assert segments, "no speech recognized"
     for s in segments:
         assert s.channel == channel
@@ -79,20 +83,22 @@ def _check_segments(segments, reference: str, duration: float, channel):
     text = "".join(s.text for s in segments)
     # Whisper base reads these turns with a CER of about 0.1; 0.35 means it heard the call.
     assert _cer(reference, text) < 0.35, text
+    # Two turns, two voices, a short pause between: a segment starts near the second turn
+    # (batched: at the pause; sequential: at Whisper's own, coarser, segment time).
+    assert len(segments) >= 2
+    assert min(abs(s.start - starts[1]) for s in segments) < tolerance, [s.start for s in segments]
 
 
 @pytest.mark.slow
 def test_sequential_real_speech(sequential, speech):
-    audio, reference = speech
-    segments = sequential.transcribe(audio, channel=1)
-    _check_segments(segments, reference, len(audio) / SAMPLE_RATE, channel=1)
+    segments = sequential.transcribe(speech[0], channel=1)
+    _check_segments(segments, speech, channel=1, tolerance=2.5)
 
 
 @pytest.mark.slow
 def test_batched_real_speech(batched, speech):
-    audio, reference = speech
-    segments = batched.transcribe(audio, channel=None)
-    _check_segments(segments, reference, len(audio) / SAMPLE_RATE, channel=None)
+    segments = batched.transcribe(speech[0], channel=None)
+    _check_segments(segments, speech, channel=None, tolerance=1.0)
 
 
 @pytest.mark.slow
@@ -110,7 +116,7 @@ def test_silence_and_noise_give_nothing(mode, request):
 @pytest.mark.parametrize("mode", ["sequential", "batched"])
 def test_postprocess_hook_applies_to_every_segment(mode, request, speech, monkeypatch):
     transcriber = request.getfixturevalue(mode)
-    audio, _ = speech
+    audio = speech[0]
     monkeypatch.setattr(transcriber, "postprocess", lambda raw: "【" + raw.strip())
     marked = transcriber.transcribe(audio, None)
     assert marked and all(s.text.startswith("【") for s in marked)
@@ -122,7 +128,7 @@ def test_postprocess_hook_applies_to_every_segment(mode, request, speech, monkey
 @pytest.mark.slow
 def test_thread_count_does_not_change_transcripts(speech):
     """cpu_threads is left out of the cache key: check that it only changes speed."""
-    audio, _ = speech
+    audio = speech[0]
     one = WhisperTranscriber(AsrOptions(cpu_threads=1), postprocess=clean_asr_text)
     two = WhisperTranscriber(AsrOptions(cpu_threads=2), postprocess=clean_asr_text)
     assert one.transcribe(audio, None) == two.transcribe(audio, None)
@@ -134,16 +140,16 @@ def test_settings_in_cache_key():
     bat = WhisperTranscriber(AsrOptions(batch_size=8)).info.settings
     no_vad = WhisperTranscriber(AsrOptions(batch_size=8, vad=False))
     assert "cpu_threads" not in seq
-    assert seq["batch_size"] == 0 and "clips" not in seq
-    assert bat["batch_size"] == 8 and bat["clips"]["max_seconds"] == asr.CLIP_SECONDS
+    assert seq["batch_size"] == 0 and bat["batch_size"] == 8
+    assert bat["segmenter"] == seq["segmenter"]
+    assert seq["segmenter"]["clip_seconds"] == asr.CLIP_SECONDS
     assert bat["initial_prompt"] == seq["initial_prompt"] == asr.INITIAL_PROMPT
     # Batched decoding needs VAD clips: without VAD it decodes sequentially, and says so.
     assert not no_vad.batched and no_vad.info.settings["batch_size"] == 0
 
 
 def test_speech_clips_cut_at_pauses(speech):
-    audio, _ = speech
-    clips = asr.speech_clips(audio)
+    clips = asr.speech_clips(speech[0])
     assert clips
     flat = [r for c in clips for r in c]
     assert flat == sorted(flat)
@@ -177,13 +183,12 @@ class _FakePipeline:
         return out, None
 
 
-def test_clip_cut_short_is_split_and_decoded_again(monkeypatch):
+def test_clip_cut_short_is_split_and_decoded_again():
     t = WhisperTranscriber(AsrOptions(batch_size=4))
-    regions = [[(0.0, 4.0), (4.2, 8.0)], [(20.0, 23.0)]]
-    monkeypatch.setattr(asr, "speech_clips", lambda audio: regions)
+    clips = [[(0.0, 4.0), (4.2, 8.0)], [(20.0, 23.0)]]
     seen: list = []
     t._pipeline = _FakePipeline(seen)
-    out = t._decode_batched(np.zeros(30 * SAMPLE_RATE, np.float32))
+    out = t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), clips)
     assert seen == [[(0.0, 8.0), (20.0, 23.0)], [(0.0, 4.0), (4.2, 8.0)]]
     assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话", "第20秒说了一句完整的话"]
 
@@ -193,5 +198,50 @@ def test_segments_assigned_to_their_clip():
     segs = [_seg(0.99, 2.9, "a"), _seg(4.99, 7.0, "b"), _seg(7.0, 9.0, "c"), _seg(9.59, 12.0, "d")]
     grouped = asr._by_clip(segs, clips)
     assert [[s.text for s in g] for g in grouped] == [["a"], ["b", "c"], ["d"]]
-    assert asr._cut_short([(0.0, 10.0)], [_seg(0, 10, "只有五个字")])
-    assert not asr._cut_short([(0.0, 4.0)], [_seg(0, 4, "四秒钟八个字了")])
+    assert asr._too_short("只有五个字", [(0.0, 10.0)])
+    assert not asr._too_short("四秒钟说了十个字了吧", [(0.0, 4.0)])
+
+
+def test_segment_with_skipped_speech_is_decoded_again():
+    """Sequential Whisper sometimes ends a 30 s window after its first sentence: the segment
+    spans 30 s of speech with one sentence of text. It is decoded again clip by clip."""
+    t = WhisperTranscriber(AsrOptions())
+    seen: list = []
+    t._pipeline = _FakePipeline(seen)
+    regions = [(0.5, 3.0), (3.4, 4.6), (20.0, 24.0), (24.2, 27.0)]
+    skipped = _seg(0.5, 30.0, "您好，请问是王先生吗？")
+    fine = _seg(40.0, 44.0, "好的，我今天晚上就还钱，谢谢。")
+    out = t._repair(np.zeros(50 * SAMPLE_RATE, np.float32), [skipped, fine], regions + [(40, 44)])
+    # Only the short segment, as clips; the fake stops short on the long clip again, which
+    # is split at its pause.
+    assert seen == [[(0.5, 4.6), (20.0, 27.0)], [(20.0, 24.0), (24.2, 27.0)]]
+    texts = [s.text for s in out]
+    assert texts == ["第0秒说了一句完整的话", "第20秒说了一句完整的话", "第24秒说了一句完整的话", fine.text]
+
+
+def test_sentences_get_times_from_pauses():
+    # Four turns at about 2.5 characters a second (the collector speaks slower than the
+    # debtor), pauses of 0.6-0.9 s between them.
+    regions = [(0.5, 4.0), (4.6, 8.1), (9.0, 15.0), (15.6, 16.5)]
+    text = "喂，请问是王先生吗？我是他妈妈，你哪位啊？阿姨您好，我姓刘，是安心借平台的工作人员，有件事找他。什么事？"
+    pieces = asr.split_sentences(0.0, 17.0, text, regions)
+    assert [p[2] for p in pieces] == ["喂，请问是王先生吗？", "我是他妈妈，你哪位啊？",
+                                      "阿姨您好，我姓刘，是安心借平台的工作人员，有件事找他。", "什么事？"]
+    assert "".join(p[2] for p in pieces) == text
+    # Cuts land in the pauses; each sentence is trimmed to the speech inside it.
+    assert [(p[0], p[1]) for p in pieces] == regions
+    # Two equal sentences: half the speech (6.95 of 13.9 s) ends at 8.05 s, next to the
+    # pause at 8.1-9.0 s, which takes the cut; the other pauses stay inside the sentences.
+    pieces = asr.split_sentences(0.0, 17.0, "一二三四。五六七八。", regions)
+    assert [(p[0], p[1]) for p in pieces] == [(0.5, 8.1), (9.0, 16.5)]
+
+
+def test_sentences_without_pauses_share_time_by_length():
+    pieces = asr.split_sentences(10.0, 22.0, "一二三四五六七八。一二三四。", [(10.0, 22.0)])
+    assert [p[2] for p in pieces] == ["一二三四五六七八。", "一二三四。"]
+    assert pieces[0][:2] == (10.0, pytest.approx(18.0)) and pieces[1][1] == 22.0
+    # One sentence: the segment, trimmed to its speech.
+    assert asr.split_sentences(0.0, 30.0, "就一句话", [(2.0, 5.0)]) == [(2.0, 5.0, "就一句话")]
+    # A long sentence is cut at a clause mark.
+    long = "这" * 31 + "，" + "那" * 10
+    assert [p[2] for p in asr.split_sentences(0.0, 12.0, long, [])] == ["这" * 31 + "，", "那" * 10]

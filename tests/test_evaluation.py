@@ -219,7 +219,10 @@ def test_cause_hints_of_false_positives_and_misses():
     rep = SimpleNamespace(segments=segments, findings=det.detect(segments))
     m = match_call("call", rep.findings, turns, tol=1.0)
     setup = SimpleNamespace(detectors={"fused": det})
-    d = ev.b_details(setup, [m], {"call": rep}, {"call": turns})
+    script = ev.script_findings(setup.detectors, {"call": turns})
+    # On the clean script the keyword is in turns 0, 3, 4, 6 and 7.
+    assert [f.start for f in script["fused"]["call"]] == [0.0, 20.0, 30.0, 50.0, 60.0]
+    d = ev.b_details(setup, [m], {"call": rep}, {"call": turns}, script)
 
     fps = {(x["start"]): x["cause"] for x in d["fp"]}
     assert set(fps) == {30.0, 40.0, 64.5}
