@@ -370,7 +370,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=32.0, help="length of the long set")
     ap.add_argument("--no-plain", action="store_true", help="skip plain faster-whisper")
     ap.add_argument("--no-workers", action="store_true", help="skip 2 workers x 1 thread")
-    ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument("--json", type=Path, help="also write every measurement here (after each run)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already in --json (an interrupted bench goes on)")
     ap.add_argument("--render", type=Path, help="print the report of an earlier --json run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -399,37 +401,57 @@ def main() -> None:
         sets["long"] = (files, truth)
     start_load = loadavg()
     res: dict[str, dict] = {}
-    acc: dict[str, dict] = {}
     cached = None
+    if args.resume and args.json and args.json.is_file():
+        saved = json.loads(args.json.read_text(encoding="utf-8"))
+        res, cached = saved["results"], saved.get("cached")
+        start_load = saved.get("start_load", start_load)
+
+    def save() -> None:
+        """After every run, so an interrupted bench can go on with --resume."""
+        if args.json:
+            keep = {"results": res, "cached": cached, "start_load": start_load,
+                    "default": default_name, "accuracy": {}}
+            tmp = args.json.with_suffix(".tmp")
+            tmp.write_text(json.dumps(keep, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, args.json)
+
+    def run(key: str, spec: dict, cache: Path) -> None:
+        if key not in res:
+            res[key] = run_child(spec, cache)
+            save()
+
     with tempfile.TemporaryDirectory(prefix="callaudit-bench-") as tmp:
         root = Path(tmp)
-        for set_name, (files, truth) in sets.items():
+        for set_name, (files, _truth) in sets.items():
             if not args.no_plain:
                 key = f"{set_name}/plain"
-                res[key] = run_child({"kind": "plain", "files": files}, fresh_cache(root, key))
+                run(key, {"kind": "plain", "files": files}, fresh_cache(root, key))
             for mode, batch in modes.items():
                 key = f"{set_name}/{mode}"
                 spec = {"kind": "ours", "name": key, "files": files, "batch_size": batch,
                         "threads": cores, "workers": 1}
                 cache = fresh_cache(root, key)
-                res[key] = run_child(spec, cache)
-                if set_name == "long" and mode == default_name:
+                if set_name == "long" and mode == default_name and cached is None:
+                    res.pop(key, None)  # the cached run needs this run's cache
+                run(key, spec, cache)
+                if set_name == "long" and mode == default_name and cached is None:
                     cached = run_child({**spec, "kind": "cached"}, cache)
+                    save()
             if set_name == "long" and not args.no_workers and cores >= 2:
                 key = f"long/{default_name} {cores} workers x 1 thread"
                 spec = {"kind": "ours", "name": key, "files": files,
                         "batch_size": default_batch, "threads": 1, "workers": cores}
-                res[key] = run_child(spec, fresh_cache(root, key.replace(" ", "_")))
-            for key in res:
-                if key.startswith(set_name + "/"):
-                    acc[key] = accuracy(res[key], truth)
+                run(key, spec, fresh_cache(root, key.replace(" ", "_")))
+    acc = {key: accuracy(r, sets[key.split("/")[0]][1]) for key, r in res.items()
+           if key.split("/")[0] in sets}
     load = f"{start_load} at start, {loadavg()} at end"
     print("<!-- BEGIN bench -->")
     print(markdown(res, acc, cached, load, default_name))
     print("<!-- END bench -->")
     if args.json:
         saved = {"results": res, "accuracy": acc, "cached": cached, "load": load,
-                 "default": default_name}
+                 "start_load": start_load, "default": default_name}
         args.json.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
 
 

@@ -769,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
         res["timing_seconds"][part] = took
         out(f"_part ({part}) took {took:.0f} s_")
         out()
+        if args.json:  # after every part: a long run cut short keeps what it measured
+            write_json(args.json, res)
 
     if details:
         out("## Details")
@@ -779,10 +781,14 @@ def main(argv: list[str] | None = None) -> int:
     res["timing_seconds"]["total"] = total
     out(f"_total {total:.0f} s_")
     if args.json:
-        from analyzer.fileio import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(res, ensure_ascii=False, indent=1, default=str))
+        write_json(args.json, res)
     return 0
+
+
+def write_json(path: Path, res: dict) -> None:
+    from analyzer.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(res, ensure_ascii=False, indent=1, default=str))
 
 
 if __name__ == "__main__":
