@@ -39,6 +39,7 @@ from .text import (
     Tokenizer,
     default_tokenizer,
     edit_distance,
+    fuzzy_syllable,
     is_han,
     normalize,
     pinyin_of,
@@ -486,7 +487,7 @@ class Lexicon:
         if self._index is None:
             index: dict[str, list[tuple[str, int]]] = defaultdict(list)
             for word in self.fuzzy_vocabulary:
-                syl = pinyin_of(word)
+                syl = [fuzzy_syllable(x) for x in pinyin_of(word)]
                 self._word_syllables[word] = syl
                 for pos, reading in enumerate(syl):
                     index[reading].append((word, pos))
@@ -496,14 +497,14 @@ class Lexicon:
     def repairs(self, text: str) -> list[Correction]:
         """Windows of `text` that sound like a domain word but are written otherwise.
 
-        A window qualifies when its toneless pinyin is within _max_distance letters of the
-        word's, it is not itself a common dictionary word, and no dictionary word straddles
+        A window qualifies when its toneless pinyin, with zh/z, ch/c, sh/s and -ng/-n made
+        equal (text.fuzzy_syllable), is within _max_distance letters of the word's, it is not itself a common dictionary word, and no dictionary word straddles
         its edges ("不同剂量" holds no 通缉令 although 同剂量 ~ tongjiling).
         """
         if not self.fuzzy_vocabulary or not text:
             return []
         index = self._syllable_index()
-        syl = pinyin_of(text)
+        syl = [fuzzy_syllable(x) for x in pinyin_of(text)]
         votes: dict[tuple[str, int], int] = defaultdict(int)
         for pos, reading in enumerate(syl):
             for word, offset in index.get(reading, ()):
@@ -568,7 +569,7 @@ class Lexicon:
         for rule in self.rules:
             exact = list(_find(rule, heard))
             for start, end in exact:
-                found.append(self._judge(rule, heard, start, end, None))
+                found.append(self._judge(rule, heard, start, end, None, repaired))
             if not corrections:
                 continue
             for start, end in _find(rule, repaired):
@@ -576,13 +577,15 @@ class Lexicon:
                     continue
                 used = [c for c in corrections if c.start < end and start < c.end]
                 if used:
-                    found.append(self._judge(rule, repaired, start, end, heard))
+                    found.append(self._judge(rule, repaired, start, end, heard, repaired))
         hits = _dedupe(found)
         if not keep_suppressed:
             hits = [h for h in hits if h.suppressed is None]
         return TextMatch(heard, repaired, tuple(corrections), tuple(hits))
 
-    def _judge(self, rule: Rule, text: str, start: int, end: int, heard: str | None) -> Hit:
+    def _judge(
+        self, rule: Rule, text: str, start: int, end: int, heard: str | None, repaired: str
+    ) -> Hit:
         fuzzy = heard is not None
         return Hit(
             rule_id=rule.full_id,
@@ -594,10 +597,12 @@ class Lexicon:
             text=(heard if fuzzy else text)[start:end],
             fuzzy=fuzzy,
             repaired=text[start:end] if fuzzy else None,
-            suppressed=self._suppression(rule, text, start, end),
+            suppressed=self._suppression(rule, text, start, end, repaired),
         )
 
-    def _suppression(self, rule: Rule, text: str, start: int, end: int) -> str | None:
+    def _suppression(
+        self, rule: Rule, text: str, start: int, end: int, repaired: str
+    ) -> str | None:
         for rx in rule.exclusions:
             for m in rx.finditer(text):
                 if m.start() < end and start < m.end():
@@ -607,12 +612,38 @@ class Lexicon:
             if negator:
                 return f"被否定：“{negator}”"
         s0, s1 = _sentence_bounds(text, start, end)
-        sentence = text[s0:s1]
-        for rx in self.common.objections:
-            m = rx.search(sentence)
-            if m:
-                return f"债务人异议或转述：“{m.group()}”"
+        m = self._objection_in(text[s0:s1], repaired[s0:s1])
+        return f"债务人异议或转述：“{m}”" if m else None
+
+    def _objection_in(self, *readings: str) -> str | None:
+        # Both readings: "你真是在下虎我" is an objection once 下虎 is read as 吓唬.
+        for sentence in readings:
+            for rx in self.common.objections:
+                m = rx.search(sentence)
+                if m:
+                    return m.group()
         return None
+
+    def objection(self, text: str) -> str | None:
+        """The debtor's objection or quote in `text` (normalized), if any."""
+        return self._objection_in(text, _apply(text, self.repairs(text)))
+
+    def without_objections(self, text: str) -> str:
+        """`text` (normalized) less the clauses that hold a debtor's objection or quote, for
+        the classifier: on one mono channel a segment can join the debtor's "你是不是骗子"
+        to the caller's next demand, and only the objection's own clauses are the debtor's."""
+        repaired = _apply(text, self.repairs(text))
+        drop = [False] * len(text)
+        for reading in (text, repaired):
+            for rx in self.common.objections:
+                for m in rx.finditer(reading):
+                    c0, c1 = m.start(), m.end()
+                    while c0 > 0 and reading[c0 - 1] not in CLAUSE_END:
+                        c0 -= 1
+                    while c1 < len(reading) and reading[c1] not in CLAUSE_END:
+                        c1 += 1
+                    drop[c0 : c1 + 1] = [True] * (min(c1 + 1, len(text)) - c0)
+        return "".join(ch for ch, d in zip(text, drop, strict=True) if not d)
 
     def _negator_before(self, text: str, start: int) -> str | None:
         clause_start = start

@@ -20,7 +20,7 @@ word nearby (at most -MAX_PENALTY), times the ASR weight of the segment.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .lexicon import FUZZY_FACTOR, Hit, Lexicon, TextMatch, default_lexicon
@@ -71,6 +71,9 @@ class Prepared:
     text: str  # normalized
     hallucination: bool
     weight: float  # asr_weight
+    # What the classifier reads: `text` less the debtor's objections and quotes
+    # (Lexicon.without_objections); None when that is all of it.
+    model_text: str | None = None
 
 
 @dataclass
@@ -245,8 +248,10 @@ class ClassifierScorer:
         if not segments:
             return []
         clf = self.classifier
+        texts = [p.text if p.model_text is None else p.model_text for p in segments]
         scores = clf.score_segments(
-            [p.segment for p in segments], skip=[p.hallucination or not p.text for p in segments]
+            [replace(p.segment, text=t) for p, t in zip(segments, texts, strict=True)],
+            skip=[p.hallucination or not t for p, t in zip(segments, texts, strict=True)],
         )
         out: list[Candidate] = []
         for p in segments:
@@ -257,7 +262,8 @@ class ClassifierScorer:
                 score = self.score(prob, thr) * p.weight
                 if cat in MODEL_NEEDS_RULE:
                     score = min(score, MODEL_SUPPORT_CAP)
-                words = [f.split(":", 1)[1] for f, _ in clf.top_features(p.segment.text, cat, 3)]
+                words = [f.split(":", 1)[1].removeprefix("~")  # "~平台": after a negator
+                         for f, _ in clf.top_features(texts[p.position], cat, 3)]
                 words = [w for w in words if len(w) > 1] or words
                 joined = {-1: "（连同上一句）", 1: "（连同下一句）"}.get(int(scores.source[p.position, k]), "")
                 out.append(
@@ -374,8 +380,16 @@ class RuleDetector:
             None,
         )
 
+    def prepare(self, segments: Sequence[Segment]) -> list[Prepared]:
+        """prepare(), plus the text the classifier may read (without the debtor's objections)."""
+        out = []
+        for p in prepare(segments):
+            kept = self.lexicon.without_objections(p.text) if p.text else p.text
+            out.append(p if kept == p.text else replace(p, model_text=kept))
+        return out
+
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
-        prepared = prepare(segments)
+        prepared = self.prepare(segments)
         candidates = [c for scorer in self.scorers for c in scorer.candidates(prepared)]
         findings = fuse(candidates, self.threshold)
         # Segment.index is what reports show; positions were list offsets.

@@ -188,6 +188,21 @@ def pinyin_of(text: str) -> list[str]:
     return out
 
 
+def fuzzy_syllable(syllable: str) -> str:
+    """A toneless syllable with the sound pairs Mandarin speakers and Whisper on phone audio
+    most often merge made equal (the "模糊音" of pinyin input methods): retroflex and flat
+    initials (zh/z, ch/c, sh/s) and front and back nasal finals (en/eng, in/ing, an/ang).
+    征信 zhengxin and 真信 zhenxin then read the same; 欠款 and 签款 still do not."""
+    s = syllable
+    for retroflex, flat in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if s.startswith(retroflex):
+            s = flat + s[2:]
+            break
+    if s.endswith("ng") and not s.endswith("ong") and len(s) > 2:
+        s = s[:-1]
+    return s
+
+
 # --------------------------------------------------------------------------- hallucinations
 
 

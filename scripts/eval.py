@@ -2,8 +2,9 @@
 
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
-  (b) end to end: the embedded Whisper + the pipeline's detector on eval/calls, scored per
-      labelled turn (eval/calls/labels.json; recordings never used for training)
+  (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
+      on eval/holdout (blind held-out set) and eval/calls (development set); neither is
+      used for training
   (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
   (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
       next to plain faster-whisper base in the same run
@@ -51,7 +52,15 @@ from analyzer.evaluation import (  # noqa: E402
 )
 from analyzer.types import CATEGORIES, Finding, Segment  # noqa: E402
 
-CALLS_DIR = ROOT / "eval" / "calls"
+# (b) runs on both call sets: the blind held-out set first (its scripts were written without
+# sight of the rules, corpus or model, and nobody tunes on it), then the development set
+# (eval/calls: held out until its first error analysis, tuned on since).
+CALL_SETS = {
+    "holdout": (ROOT / "eval" / "holdout", "held-out"),
+    "calls": (ROOT / "eval" / "calls", "development"),
+    "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
+}
+DEFAULT_CALL_SETS = "holdout,calls"
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
@@ -180,9 +189,9 @@ class SharedDetect:
         self._memo: dict[tuple[str, ...], dict[str, set[str]]] = {}
 
     def categories(self, segments: list[Segment]) -> dict[str, set[str]]:
-        from analyzer.scoring import fuse, prepare
+        from analyzer.scoring import fuse
 
-        prepared = prepare(segments)
+        prepared = self.detector.prepare(segments)
         cands = [sc.candidates(prepared) for sc in self.detector.scorers]
         return {
             name: {f.category for f in fuse([c for i in idx for c in cands[i]],
@@ -259,8 +268,8 @@ def part_a(setup: Setup, res: dict) -> list[str]:
 # --------------------------------------------------------------------------- (b) calls
 
 
-def load_calls() -> list[dict]:
-    data = json.loads((CALLS_DIR / "labels.json").read_text(encoding="utf-8"))
+def load_calls(calls_dir: Path) -> list[dict]:
+    data = json.loads((calls_dir / "labels.json").read_text(encoding="utf-8"))
     return data["calls"]
 
 
@@ -301,14 +310,27 @@ def _b_table(setup: Setup, counts: dict[str, dict], matches: dict[str, list[Call
     return res
 
 
-def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
-    calls = cap(load_calls(), limit)
+def part_b(setup: Setup, res: dict, limit: int | None, sets: list[str]) -> list[str]:
+    lines: list[str] = []
+    res["b"] = {}
+    for name in sets:
+        calls_dir, role = CALL_SETS[name]
+        if not (calls_dir / "labels.json").is_file():
+            out(f"## (b) {calls_dir.relative_to(ROOT)} skipped: no labels.json (render it first)\n")
+            continue
+        lines += part_b_set(setup, res["b"], limit, name, calls_dir, role)
+    return lines
+
+
+def part_b_set(setup: Setup, res: dict, limit: int | None, name: str, calls_dir: Path,
+               role: str) -> list[str]:
+    calls = cap(load_calls(calls_dir), limit)
     analyzer = setup.analyzer
     reports = {}
     audio_s = asr_s = 0.0
     for call in calls:
         t = time.time()
-        rep = analyzer.analyze(CALLS_DIR / call["file"])
+        rep = analyzer.analyze(calls_dir / call["file"])
         dt = time.time() - t
         audio_s += rep.duration
         asr_s += dt
@@ -333,8 +355,8 @@ def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
     matches, counts = score(heard)
     script_matches, script_counts = score(script)
 
-    out(f"## (b) End to end on eval/calls ({len(calls)} synthetic calls, embedded Whisper, "
-        f"±{TOLERANCE:.1f} s)")
+    out(f"## (b) End to end on {calls_dir.relative_to(ROOT)}, the {role} set "
+        f"({len(calls)} synthetic calls, embedded Whisper, ±{TOLERANCE:.1f} s)")
     out()
     out("A finding is correct when it overlaps a turn labelled with its category (±tolerance, "
         "same channel on stereo); a labelled (turn, category) is recalled when a finding of "
@@ -342,7 +364,7 @@ def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
         "Synthetic TTS calls (one voice pitched two ways), scripts written by the project: "
         "a development check, not real-world accuracy.")
     out()
-    res_b: dict = {"tolerance": TOLERANCE, "calls": len(calls),
+    res_b: dict = {"tolerance": TOLERANCE, "calls": len(calls), "role": role,
                    "audio_seconds": audio_s, "analyze_seconds": asr_s}
     res_b["whisper"] = _b_table(setup, counts, matches)
     out(f"- speed: {audio_s:.0f} s of audio analyzed in {asr_s:.0f} s "
@@ -379,8 +401,9 @@ def part_b(setup: Setup, res: dict, limit: int | None) -> list[str]:
     details = b_details(setup, matches["fused"], reports, turns, script)
     res_b["false_positives"] = details["fp"]
     res_b["misses"] = details["miss"]
-    res["b"] = res_b
-    return details["lines"]
+    res[name] = res_b
+    return [line.replace("### (b)", f"### (b) {calls_dir.relative_to(ROOT)}:", 1)
+            for line in details["lines"]]
 
 
 def _heard(rep, turn: Turn) -> list[Segment]:
@@ -716,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None,
                     help="quick run: at most N calls (b), items per set (c), utterances (d)")
     ap.add_argument("--json", type=Path, help="also write all numbers here")
+    ap.add_argument("--calls", default=DEFAULT_CALL_SETS,
+                    help=f"(b) call sets to run, of {','.join(CALL_SETS)} "
+                         f"(default {DEFAULT_CALL_SETS})")
     ap.add_argument("--cache", action="store_true",
                     help="(b) reuse transcripts from the per-user cache (default: transcribe)")
     args = ap.parse_args(argv)
@@ -723,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [p for p in parts if p not in PARTS]
     if bad or not parts:
         ap.error(f"--only takes letters from {','.join(PARTS)}")
+    if any(c not in CALL_SETS for c in args.calls.split(",")):
+        ap.error(f"--calls takes names from {','.join(CALL_SETS)}")
 
     started = time.time()
     setup = Setup(use_cache=args.cache)
@@ -751,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
             if part == "a":
                 details += part_a(setup, res)
             elif part == "b":
-                details += part_b(setup, res, args.limit)
+                details += part_b(setup, res, args.limit, args.calls.split(","))
             elif part == "c":
                 if not (DATA_DIR / "text").is_dir():
                     out(f"## (c) skipped: {DATA_DIR / 'text'} not found\n")

@@ -71,3 +71,30 @@ def test_provenance_names_the_shipped_classifier(fused):
     meta = json.loads((MODELS / "classifier.json").read_text(encoding="utf-8"))
     assert fused.classifier_sha256 == meta["sha256"]["npz"]
     assert any(isinstance(s, ClassifierScorer) for s in fused.scorers)
+
+
+def test_a_debtor_quoting_the_caller_is_not_held_against_anyone(fused):
+    # Neither the rules nor the model may flag the debtor's own objection.
+    assert _detect(fused, "你是不是想说不还钱就要坐牢？你这分明是在吓唬我。") == []
+
+
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("晚上下班走夜路当心点，别说我没提醒过你。", "threat"),
+        ("你爸妈在老家也别想过安生日子。", "threat"),
+        ("这个号码是区法院的办案专线，你听清楚。", "impersonation"),
+        ("我们这边代表司法机关正式通知你。", "impersonation"),
+        ("钱先打到我们财务主管的私人账户上。", "private_payment"),
+        ("像你这样的废物，活着有什么用。", "insult"),
+        ("你的信用报告已经被拉黑了，谁也救不了你。", "false_legal"),
+        ("你们当姐姐的，就该替她把网贷还清。", "third_party"),
+    ],
+)
+def test_indirect_wordings_are_found(fused, text, category):
+    assert category in {f.category for f in _detect(fused, text)}
+
+
+def test_a_hedged_legal_consequence_is_lawful(fused):
+    text = "判决生效后仍不履行的，有可能被依法限制高消费。"
+    assert not [f for f in _detect(fused, text) if f.category == "false_legal"]

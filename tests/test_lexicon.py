@@ -396,3 +396,37 @@ def test_bundled_hotwords_start_with_error_prone_terms():
     words = default_lexicon().hotwords().rstrip("。").split("、")
     assert words[0] == "验证码" and "通讯录" in words
     assert len(default_lexicon().hotwords()) <= 40
+
+
+# --------------------------------------------------------------------------- bundled rules
+
+
+def test_two_character_words_allow_the_usual_sound_mergers():
+    # 真信 zhenxin / 征信 zhengxin: front and back nasals merge on phone audio (模糊音) ...
+    m = default_lexicon().analyze("您的真信会被拉黑")
+    assert [(c.heard, c.word) for c in m.corrections] == [("真信", "征信")]
+    assert [h.rule_id for h in m.hits] == ["false_legal.exaggerated_record"]
+    # ... but a common word that sounds alike stays what it is.
+    assert default_lexicon().analyze("我真心想还钱").corrections == ()
+
+
+def test_legal_terms_are_repaired_from_their_homophones():
+    m = default_lexicon().analyze("你这个属于行事按键")
+    assert [(c.heard, c.word) for c in m.corrections] == [("行事按键", "刑事案件")]
+    assert [h.rule_id for h in m.hits] == ["false_legal.criminal"]
+
+
+def test_objection_is_recognised_through_a_homophone():
+    lex = default_lexicon()
+    assert lex.objection("你是不是想说不还钱就要坐牢,你真是在下虎我.")
+    assert lex.match("你是不是想说不还钱就要坐牢,你真是在下虎我") == []
+    assert lex.objection("不还钱就要坐牢,你等着.") is None
+
+
+def test_without_objections_keeps_the_callers_clauses():
+    lex = default_lexicon()
+    # The debtor's objection and the caller's next demand, joined in one mono segment.
+    text = "我怎么知道你是不是骗子,你手机会收到短信,把验证码念给我."
+    assert lex.without_objections(text) == "你手机会收到短信,把验证码念给我."
+    assert lex.without_objections("你是不是想说不还钱就要坐牢,你真是在下虎我.") == ""
+    assert lex.without_objections("明天就去你家.") == "明天就去你家."

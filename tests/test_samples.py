@@ -1,4 +1,4 @@
-"""The synthetic calls (samples/ and eval/calls/) agree with their labels and their scripts.
+"""The synthetic calls (samples/, eval/calls/, eval/holdout/) agree with their labels and their scripts.
 
 Audio is decoded with PyAV (as the analyzer will) and checked against labels.json: files
 exist, durations, channels, turn times (speech is where the labels say, silence between),
@@ -22,7 +22,8 @@ from analyzer.types import CATEGORIES
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 EVAL = ROOT / "eval" / "calls"
-SETS = {"samples": SAMPLES, "eval": EVAL}
+HOLDOUT = ROOT / "eval" / "holdout"
+SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT}
 
 
 def load_labels(folder: Path) -> dict:
@@ -142,7 +143,7 @@ def test_stereo_sample_keeps_one_party_per_channel():
 
 
 @pytest.mark.parametrize(
-    ("name", "per_category", "lawful_calls"), [("samples", 2, 3), ("eval", 3, 5)]
+    ("name", "per_category", "lawful_calls"), [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5)]
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -182,18 +183,31 @@ def test_samples_show_archive_patterns():
     assert any(clock >= "22:00" for clock in busiest)
 
 
-def test_eval_never_reuses_sample_sentences():
-    def sentences(folder: Path) -> set[str]:
-        out = set()
-        for call in load_script(folder)["calls"]:
-            for t in call["turns"]:
-                for s in re.split(r"[。！？]", t["text"]):
-                    s = re.sub(r"[，、：；,\s]", "", s)
-                    if len(s) >= 6:  # short courtesies like 好的 may repeat
-                        out.add(s)
-        return out
+def sentences(folder: Path) -> set[str]:
+    out = set()
+    for call in load_script(folder)["calls"]:
+        for t in call["turns"]:
+            for x in re.split(r"[。！？]", t["text"]):
+                x = re.sub(r"[，、：；,\s]", "", x)
+                if len(x) >= 6:  # short courtesies like 好的 may repeat
+                    out.add(x)
+    return out
 
-    shared = sentences(SAMPLES) & sentences(EVAL)
+
+@pytest.mark.parametrize(("a", "b"), [("samples", "eval"), ("samples", "holdout"),
+                                      ("eval", "holdout")])
+def test_call_sets_never_share_sentences_or_files(a, b):
+    shared = sentences(SETS[a]) & sentences(SETS[b])
     assert not shared, shared
-    sample_files = {c["file"] for c in calls_of("samples")}
-    assert not sample_files & {c["file"] for c in calls_of("eval")}
+    assert not {c["file"] for c in calls_of(a)} & {c["file"] for c in calls_of(b)}
+
+
+@pytest.mark.parametrize("name", ["eval", "holdout"])
+def test_evaluation_sentences_are_not_in_the_training_corpus(name):
+    corpus = "\n".join(
+        re.sub(r"[，、：；,\s]", "", p.read_text(encoding="utf-8"))
+        for p in (ROOT / "corpus").glob("*.tsv")
+    )
+    assert (ROOT / "corpus" / "lawful.tsv").is_file()
+    leaked = {x for x in sentences(SETS[name]) if x in corpus}
+    assert not leaked, leaked

@@ -8,6 +8,7 @@ from analyzer.errors import RuleError
 from analyzer.text import (
     Tokenizer,
     default_tokenizer,
+    fuzzy_syllable,
     is_hallucination,
     normalize,
     pinyin_of,
@@ -135,3 +136,20 @@ def test_real_speech_is_kept(text):
 def test_hallucination_phrases_can_be_given():
     assert is_hallucination("本节目由某某赞助播出", phrases=["本节目由某某赞助播出"])
     assert not is_hallucination("本节目由某某赞助播出", phrases=["别的话"])
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [("zheng", "zhen"), ("zheng", "zen"), ("shi", "si"), ("chuan", "cuan"), ("qing", "qin"),
+     ("yang", "yan")],
+)
+def test_fuzzy_syllables_merge_the_usual_sound_pairs(a, b):
+    assert fuzzy_syllable(a) == fuzzy_syllable(b)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [("zheng", "zhang"), ("li", "ni"), ("kuan", "kuai"), ("zhong", "zhen"), ("qian", "xian")],
+)
+def test_fuzzy_syllables_keep_other_sounds_apart(a, b):
+    assert fuzzy_syllable(a) != fuzzy_syllable(b)
