@@ -3,8 +3,8 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout (blind held-out set) and eval/calls (development set); neither is
-      used for training
+      on eval/holdout and eval/holdout2 (blind held-out sets) and eval/calls (development
+      set); none is used for training
   (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
   (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
       next to plain faster-whisper base in the same run
@@ -52,15 +52,16 @@ from analyzer.evaluation import (  # noqa: E402
 )
 from analyzer.types import CATEGORIES, Finding, Segment  # noqa: E402
 
-# (b) runs on both call sets: the blind held-out set first (its scripts were written without
-# sight of the rules, corpus or model, and nobody tunes on it), then the development set
+# (b) runs on the blind held-out sets first (their scripts were written without sight of the
+# rules, corpus or model, and nobody reads them or tunes on them), then the development set
 # (eval/calls: held out until its first error analysis, tuned on since).
 CALL_SETS = {
     "holdout": (ROOT / "eval" / "holdout", "held-out"),
+    "holdout2": (ROOT / "eval" / "holdout2", "second held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
-DEFAULT_CALL_SETS = "holdout,calls"
+DEFAULT_CALL_SETS = "holdout,holdout2,calls"
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
@@ -322,7 +323,7 @@ def part_b(setup: Setup, res: dict, limit: int | None, sets: list[str]) -> list[
     return lines
 
 
-def part_b_set(setup: Setup, res: dict, limit: int | None, name: str, calls_dir: Path,
+def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_dir: Path,
                role: str) -> list[str]:
     calls = cap(load_calls(calls_dir), limit)
     analyzer = setup.analyzer
@@ -401,7 +402,7 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, name: str, calls_dir:
     details = b_details(setup, matches["fused"], reports, turns, script)
     res_b["false_positives"] = details["fp"]
     res_b["misses"] = details["miss"]
-    res[name] = res_b
+    res[set_name] = res_b
     return [line.replace("### (b)", f"### (b) {calls_dir.relative_to(ROOT)}:", 1)
             for line in details["lines"]]
 

@@ -1,4 +1,4 @@
-"""The synthetic calls (samples/, eval/calls/, eval/holdout/) agree with their labels and their scripts.
+"""The synthetic calls (samples/, eval/calls/, eval/holdout/, eval/holdout2/) agree with their labels and their scripts.
 
 Audio is decoded with PyAV (as the analyzer will) and checked against labels.json: files
 exist, durations, channels, turn times (speech is where the labels say, silence between),
@@ -7,6 +7,7 @@ the stereo file's channel assignment, category coverage and lawful calls.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from functools import cache
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 EVAL = ROOT / "eval" / "calls"
 HOLDOUT = ROOT / "eval" / "holdout"
-SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT}
+HOLDOUT2 = ROOT / "eval" / "holdout2"
+SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2}
 
 
 def load_labels(folder: Path) -> dict:
@@ -143,7 +145,7 @@ def test_stereo_sample_keeps_one_party_per_channel():
 
 
 @pytest.mark.parametrize(
-    ("name", "per_category", "lawful_calls"), [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5)]
+    ("name", "per_category", "lawful_calls"), [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5)]
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -194,15 +196,14 @@ def sentences(folder: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize(("a", "b"), [("samples", "eval"), ("samples", "holdout"),
-                                      ("eval", "holdout")])
+@pytest.mark.parametrize(("a", "b"), list(itertools.combinations(SETS, 2)))
 def test_call_sets_never_share_sentences_or_files(a, b):
     shared = sentences(SETS[a]) & sentences(SETS[b])
     assert not shared, shared
     assert not {c["file"] for c in calls_of(a)} & {c["file"] for c in calls_of(b)}
 
 
-@pytest.mark.parametrize("name", ["eval", "holdout"])
+@pytest.mark.parametrize("name", ["eval", "holdout", "holdout2"])
 def test_evaluation_sentences_are_not_in_the_training_corpus(name):
     corpus = "\n".join(
         re.sub(r"[，、：；,\s]", "", p.read_text(encoding="utf-8"))
