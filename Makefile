@@ -26,11 +26,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer tests scripts
 
+# Both print Markdown and keep it in results/ (the README quotes these files).
 eval: $(STAMP)
-	$(BIN)/python scripts/eval.py
+	mkdir -p results
+	$(BIN)/python scripts/eval.py > results/eval.md.tmp
+	mv results/eval.md.tmp results/eval.md
+	cat results/eval.md
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	mkdir -p results
+	$(BIN)/python scripts/bench.py > results/bench.md.tmp
+	mv results/bench.md.tmp results/bench.md
+	cat results/bench.md
 
 train: $(STAMP)
 	$(BIN)/callaudit train
