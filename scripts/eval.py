@@ -62,6 +62,8 @@ CALL_SETS = {
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
 DEFAULT_CALL_SETS = "holdout,holdout2,calls"
+# Sets whose misses and false alarms are never printed, only counted.
+BLIND_ROLES = frozenset({"held-out", "second held-out"})
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
@@ -400,9 +402,14 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_
     out()
 
     details = b_details(setup, matches["fused"], reports, turns, script)
+    res[set_name] = res_b
+    if role in BLIND_ROLES:
+        # Printing what was missed would show the set's sentences to whoever tunes next.
+        res_b["false_positives"], res_b["misses"] = len(details["fp"]), len(details["miss"])
+        return [f"### (b) {calls_dir.relative_to(ROOT)}: details withheld (blind set; "
+                f"{len(details['fp'])} false positives, {len(details['miss'])} misses)", ""]
     res_b["false_positives"] = details["fp"]
     res_b["misses"] = details["miss"]
-    res[set_name] = res_b
     return [line.replace("### (b)", f"### (b) {calls_dir.relative_to(ROOT)}:", 1)
             for line in details["lines"]]
 

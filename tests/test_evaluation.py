@@ -282,3 +282,13 @@ def test_shared_detect_matches_each_scorer_subset():
         for doc, cats in zip(docs, got[name], strict=True):
             segs = [Segment(i, 3.0 * i, 3.0 * i + 2.5, t) for i, t in enumerate(doc)]
             assert {f.category for f in only.detect(segs)} == cats
+
+
+def test_blind_sets_are_never_detailed():
+    ev = _load_eval_script()
+    roles = {name: role for name, (_, role) in ev.CALL_SETS.items()}
+    assert roles["holdout"] in ev.BLIND_ROLES and roles["holdout2"] in ev.BLIND_ROLES
+    assert roles["calls"] not in ev.BLIND_ROLES  # the development set is read to find errors
+    # Every default set exists on disk with its labels.
+    for name in ev.DEFAULT_CALL_SETS.split(","):
+        assert (ev.CALL_SETS[name][0] / "labels.json").is_file()
