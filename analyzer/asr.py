@@ -268,11 +268,6 @@ def speech_regions(audio: np.ndarray) -> Regions:
             for r in get_speech_timestamps(audio, vad)]
 
 
-def speech_clips(audio: np.ndarray) -> list[Regions]:
-    """Speech regions grouped into clips (see _clips)."""
-    return _clips(speech_regions(audio))
-
-
 def _clips(regions: Regions) -> list[Regions]:
     """Clips of regions at most CLIP_JOIN_GAP apart, each spanning at most CLIP_SECONDS."""
     clips: list[Regions] = []

@@ -50,6 +50,8 @@ from .types import CATEGORIES, SEVERITIES, SEVERITY_ZH
 RULES_DIR = Path(__file__).parent / "rules"
 COMMON_FILE = "_common.yaml"
 
+# Texts whose repairs are remembered (Lexicon.repairs); a batch of segments fits many times.
+RECENT_REPAIRS = 4096
 # A fuzzy hit rests on a guess about what was said: it keeps this share of the rule's score.
 FUZZY_FACTOR = 0.8
 # `…` in a pattern: any characters except sentence ends, at most this many.
@@ -456,6 +458,9 @@ class Lexicon:
         )
         self._index: dict[str, list[tuple[str, int]]] | None = None
         self._word_syllables: dict[str, list[str]] = {}
+        # Repairs of recent texts: a detector reads each segment twice (the classifier's text
+        # without objections, then the rule matching), and repair is the costly part.
+        self._recent: dict[str, tuple[Correction, ...]] = {}
 
     @classmethod
     def load(
@@ -498,9 +503,21 @@ class Lexicon:
         """Windows of `text` that sound like a domain word but are written otherwise.
 
         A window qualifies when its toneless pinyin, with zh/z, ch/c, sh/s and -ng/-n made
-        equal (text.fuzzy_syllable), is within _max_distance letters of the word's, it is not itself a common dictionary word, and no dictionary word straddles
-        its edges ("不同剂量" holds no 通缉令 although 同剂量 ~ tongjiling).
+        equal (text.fuzzy_syllable), is within _max_distance letters of the word's, it is not
+        itself a common dictionary word, and no dictionary word straddles its edges
+        ("不同剂量" holds no 通缉令 although 同剂量 ~ tongjiling).
         """
+        found = self._recent.get(text)
+        if found is None:
+            if len(self._recent) >= RECENT_REPAIRS:
+                self._recent.clear()
+            found = self._recent[text] = tuple(self._find_repairs(text))
+        return list(found)
+
+    def _repaired(self, text: str) -> str:
+        return _apply(text, self.repairs(text))
+
+    def _find_repairs(self, text: str) -> list[Correction]:
         if not self.fuzzy_vocabulary or not text:
             return []
         index = self._syllable_index()
@@ -611,7 +628,7 @@ class Lexicon:
             negator = self._negator_before(text, start)
             if negator:
                 return f"被否定：“{negator}”"
-        s0, s1 = _sentence_bounds(text, start, end)
+        s0, s1 = _bounds(text, start, end, SENTENCE_END)
         m = self._objection_in(text[s0:s1], repaired[s0:s1])
         return f"债务人异议或转述：“{m}”" if m else None
 
@@ -624,25 +641,16 @@ class Lexicon:
                     return m.group()
         return None
 
-    def objection(self, text: str) -> str | None:
-        """The debtor's objection or quote in `text` (normalized), if any."""
-        return self._objection_in(text, _apply(text, self.repairs(text)))
-
     def without_objections(self, text: str) -> str:
         """`text` (normalized) less the clauses that hold a debtor's objection or quote, for
         the classifier: on one mono channel a segment can join the debtor's "你是不是骗子"
         to the caller's next demand, and only the objection's own clauses are the debtor's."""
-        repaired = _apply(text, self.repairs(text))
         drop = [False] * len(text)
-        for reading in (text, repaired):
+        for reading in (text, self._repaired(text)):
             for rx in self.common.objections:
                 for m in rx.finditer(reading):
-                    c0, c1 = m.start(), m.end()
-                    while c0 > 0 and reading[c0 - 1] not in CLAUSE_END:
-                        c0 -= 1
-                    while c1 < len(reading) and reading[c1] not in CLAUSE_END:
-                        c1 += 1
-                    drop[c0 : c1 + 1] = [True] * (min(c1 + 1, len(text)) - c0)
+                    c0, c1 = _bounds(reading, m.start(), m.end(), CLAUSE_END)
+                    drop[c0:c1] = [True] * (c1 - c0)
         return "".join(ch for ch, d in zip(text, drop, strict=True) if not d)
 
     def _negator_before(self, text: str, start: int) -> str | None:
@@ -747,12 +755,14 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     return sorted(kept, key=lambda h: (h.start, h.rule_id))
 
 
-def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+def _bounds(text: str, start: int, end: int, ends: str) -> tuple[int, int]:
+    """The sentence (ends=SENTENCE_END) or clause (CLAUSE_END) around text[start:end],
+    its closing mark included."""
     s0 = start
-    while s0 > 0 and text[s0 - 1] not in SENTENCE_END:
+    while s0 > 0 and text[s0 - 1] not in ends:
         s0 -= 1
     s1 = end
-    while s1 < len(text) and text[s1] not in SENTENCE_END:
+    while s1 < len(text) and text[s1] not in ends:
         s1 += 1
     return s0, min(s1 + 1, len(text))
 

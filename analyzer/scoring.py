@@ -72,7 +72,7 @@ class Prepared:
     hallucination: bool
     weight: float  # asr_weight
     # What the classifier reads: `text` less the debtor's objections and quotes
-    # (Lexicon.without_objections); None when that is all of it.
+    # (Lexicon.without_objections); None when there are none (it reads `text`).
     model_text: str | None = None
 
 

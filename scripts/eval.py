@@ -401,13 +401,14 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_
     out(table(["call", "lawful", "labels", "recalled", "findings", "false pos."], rows))
     out()
 
-    details = b_details(setup, matches["fused"], reports, turns, script)
     res[set_name] = res_b
     if role in BLIND_ROLES:
         # Printing what was missed would show the set's sentences to whoever tunes next.
-        res_b["false_positives"], res_b["misses"] = len(details["fp"]), len(details["miss"])
+        res_b["false_positives"] = sum(len(m.false_positives) for m in matches["fused"])
+        res_b["misses"] = sum(len(m.missed) for m in matches["fused"])
         return [f"### (b) {calls_dir.relative_to(ROOT)}: details withheld (blind set; "
-                f"{len(details['fp'])} false positives, {len(details['miss'])} misses)", ""]
+                f"{res_b['false_positives']} false positives, {res_b['misses']} misses)", ""]
+    details = b_details(setup, matches["fused"], reports, turns, script)
     res_b["false_positives"] = details["fp"]
     res_b["misses"] = details["miss"]
     return [line.replace("### (b)", f"### (b) {calls_dir.relative_to(ROOT)}:", 1)

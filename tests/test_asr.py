@@ -148,8 +148,8 @@ def test_settings_in_cache_key():
     assert not no_vad.batched and no_vad.info.settings["batch_size"] == 0
 
 
-def test_speech_clips_cut_at_pauses(speech):
-    clips = asr.speech_clips(speech[0])
+def test_clips_of_speech_regions_cut_at_pauses(speech):
+    clips = asr._clips(asr.speech_regions(speech[0]))
     assert clips
     flat = [r for c in clips for r in c]
     assert flat == sorted(flat)
@@ -159,7 +159,7 @@ def test_speech_clips_cut_at_pauses(speech):
             assert start - end <= asr.CLIP_JOIN_GAP + 1e-6
     for a, b in zip(clips, clips[1:], strict=False):
         assert b[0][0] - a[-1][1] > asr.CLIP_JOIN_GAP or b[-1][1] - a[0][0] > asr.CLIP_SECONDS
-    assert asr.speech_clips(np.zeros(5 * SAMPLE_RATE, np.float32)) == []
+    assert asr._clips(asr.speech_regions(np.zeros(5 * SAMPLE_RATE, np.float32))) == []
 
 
 def _seg(start, end, text):

@@ -418,9 +418,11 @@ def test_legal_terms_are_repaired_from_their_homophones():
 
 def test_objection_is_recognised_through_a_homophone():
     lex = default_lexicon()
-    assert lex.objection("你是不是想说不还钱就要坐牢,你真是在下虎我.")
+    quote = "你是不是想说不还钱就要坐牢,你真是在下虎我."
+    assert lex.without_objections(quote) != quote
     assert lex.match("你是不是想说不还钱就要坐牢,你真是在下虎我") == []
-    assert lex.objection("不还钱就要坐牢,你等着.") is None
+    threat = "不还钱就要坐牢,你等着."
+    assert lex.without_objections(threat) == threat
 
 
 def test_without_objections_keeps_the_callers_clauses():
