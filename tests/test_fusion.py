@@ -56,6 +56,8 @@ def test_rule_and_model_agreeing_score_higher_than_the_rule_alone(fused, rules_o
         "你这是在威胁我吗？我要去投诉你们。",
         "好的，那我下周五之前把钱还上。",
         "本次通话可能会被录音，请您知悉。",
+        # A relative asking the caller (one mono segment can join it to the caller's reply).
+        "他是不是在外面欠钱了，你跟我说实话。",
     ],
 )
 def test_lawful_lines_stay_clean(fused, text):
@@ -98,3 +100,28 @@ def test_indirect_wordings_are_found(fused, text, category):
 def test_a_hedged_legal_consequence_is_lawful(fused):
     text = "判决生效后仍不履行的，有可能被依法限制高消费。"
     assert not [f for f in _detect(fused, text) if f.category == "false_legal"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "你的银行卡密码和短信验证码，对谁都不能说，包括我。",
+        "温馨提示，任何让您提供验证码的都是骗子，我们的工作人员绝不会向您索要。",
+        "如果有人说是警察要你配合调查，让你把钱转到指定账户，百分之百是诈骗。",
+    ],
+)
+def test_anti_fraud_warnings_stay_clean(fused, text):
+    assert _detect(fused, text) == []
+
+
+def test_model_still_reads_a_warning_for_other_categories(fused):
+    # The warning sentence hides codes and accounts from the model, not a threat in it.
+    prepared = fused.prepare([Segment(0, 0.0, 2.5, "千万别信那些骗子，你再不还我弄死你全家。")])
+    assert prepared[0].warned_text == ""
+    assert prepared[0].model_text is None  # the threat is still read for threat
+    assert "threat" in {f.category for f in _detect(fused, "千万别信那些骗子，你再不还我弄死你全家。")}
+
+
+def test_a_request_after_a_warning_is_still_found_by_the_model(fused):
+    found = _detect(fused, "千万别信那些骗子。你手机收到的那个码，现在念给我。")
+    assert "sensitive_info" in {f.category for f in found}

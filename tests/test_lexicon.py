@@ -279,6 +279,7 @@ def test_bundled_rules_cover_every_category_richly():
     for name in CATEGORIES.values():
         assert name in text
     assert summary.to_dict()["total_rules"] == summary.total_rules
+    assert summary.common["warnings"] >= 5 and f"防骗提醒模式 {summary.common['warnings']} 个" in text
 
 
 # --------------------------------------------------------------------------- matching
@@ -432,3 +433,47 @@ def test_without_objections_keeps_the_callers_clauses():
     assert lex.without_objections(text) == "你手机会收到短信,把验证码念给我."
     assert lex.without_objections("你是不是想说不还钱就要坐牢,你真是在下虎我.") == ""
     assert lex.without_objections("明天就去你家.") == "明天就去你家."
+
+
+def test_unknown_warned_category_names_line(tmp_path):
+    common = "warned_categories:\n  - sensitive_info\n  - codes\n"
+    message = load_error(tmp_path, {"_common.yaml": common})
+    assert "_common.yaml" in message and "第 3 行" in message and "codes" in message
+
+
+@pytest.mark.parametrize(
+    "warning",
+    [
+        "温馨提示,任何让您提供验证码的都是骗子,我们的工作人员绝不会向您索要.",
+        "如果有人说是警察要你配合调查,让你把钱转到指定账户,百分之百是诈骗.",
+        "你的银行卡密码和短信验证码,对谁都不能说,包括我.",
+        "如果有人让你把钱打到他的个人账户,那都是骗子.",
+    ],
+)
+def test_anti_fraud_warnings_do_not_count(warning):
+    m = default_lexicon().analyze(warning, keep_suppressed=True)
+    assert m.hits, "the warning names codes, accounts or officials"
+    assert all(h.suppressed and h.suppressed.startswith("防骗提醒") for h in m.hits)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # A warning word does not excuse a request made to the speaker in the same sentence.
+        ("为了防止诈骗,请您把刚收到的验证码念给我核实一下.", "sensitive_info"),
+        ("别信那些骗子,你现在直接把钱转到我个人微信上.", "private_payment"),
+        ("谨防诈骗,我们是正规的,你把银行卡密码报一下我帮你查.", "sensitive_info"),
+        # Only its own sentence is a warning.
+        ("千万别信那些骗子. 你把验证码发给我, 我帮你消逾期.", "sensitive_info"),
+    ],
+)
+def test_requests_next_to_warning_words_still_count(text, category):
+    hits = default_lexicon().match(text)
+    assert category in {h.category for h in hits}
+
+
+def test_without_warnings_drops_only_the_warning_sentences():
+    lex = default_lexicon()
+    text = "千万别信那些骗子.你把验证码发给我."
+    assert lex.without_warnings(text) == "你把验证码发给我."
+    assert lex.without_warnings("你把验证码发给我.") == "你把验证码发给我."

@@ -1,4 +1,4 @@
-"""The synthetic calls (samples/, eval/calls/, eval/holdout/, eval/holdout2/) agree with their labels and their scripts.
+"""The synthetic calls (samples/, eval/calls/, eval/holdout*/) agree with their labels and their scripts.
 
 Audio is decoded with PyAV (as the analyzer will) and checked against labels.json: files
 exist, durations, channels, turn times (speech is where the labels say, silence between),
@@ -25,7 +25,9 @@ SAMPLES = ROOT / "samples"
 EVAL = ROOT / "eval" / "calls"
 HOLDOUT = ROOT / "eval" / "holdout"
 HOLDOUT2 = ROOT / "eval" / "holdout2"
-SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2}
+HOLDOUT3 = ROOT / "eval" / "holdout3"
+SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
+        "holdout3": HOLDOUT3}
 
 
 def load_labels(folder: Path) -> dict:
@@ -91,7 +93,7 @@ def test_audio_file_matches_labels(name, call):
     assert rate == call["sample_rate"]
     assert audio.shape[0] == call["channels"] == (2 if call["stereo"] else 1)
     assert abs(duration - call["duration"]) < 0.05
-    assert 20.0 <= duration <= 90.0, f"{call['file']}: {duration:.1f} s"
+    assert 20.0 <= duration <= 180.0, f"{call['file']}: {duration:.1f} s"
     # The extension names the real container (the Samsung .m4a carries a 3gp brand).
     ext = path.suffix.lower().lstrip(".")
     assert ext == call["format"]
@@ -145,7 +147,8 @@ def test_stereo_sample_keeps_one_party_per_channel():
 
 
 @pytest.mark.parametrize(
-    ("name", "per_category", "lawful_calls"), [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5)]
+    ("name", "per_category", "lawful_calls"),
+    [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -203,7 +206,7 @@ def test_call_sets_never_share_sentences_or_files(a, b):
     assert not {c["file"] for c in calls_of(a)} & {c["file"] for c in calls_of(b)}
 
 
-@pytest.mark.parametrize("name", ["eval", "holdout", "holdout2"])
+@pytest.mark.parametrize("name", ["eval", "holdout", "holdout2", "holdout3"])
 def test_evaluation_sentences_are_not_in_the_training_corpus(name):
     corpus = "\n".join(
         re.sub(r"[，、：；,\s]", "", p.read_text(encoding="utf-8"))
