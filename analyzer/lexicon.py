@@ -74,6 +74,7 @@ _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "excl
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
     "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
+    "model_anchors",
 }
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MACRO = re.compile(r"<([^<>=!?]+?)>")
@@ -166,6 +167,8 @@ class Common:
     warnings: tuple[re.Pattern[str], ...] = ()
     warning_requests: tuple[re.Pattern[str], ...] = ()
     warned_categories: frozenset[str] = frozenset()
+    # category -> words one of which a model-only finding of it needs in its segment
+    model_anchors: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 EMPTY_COMMON = Common({}, (), (), (), (), (), ())
@@ -357,7 +360,23 @@ def _load_common(path: Path) -> Common:
         warnings=tuple(check.regexes(m, "warnings")),
         warning_requests=tuple(check.regexes(m, "warning_requests")),
         warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
+        model_anchors=_model_anchors(check, m),
     )
+
+
+def _model_anchors(check: _Checker, m: _Mapping) -> dict[str, tuple[str, ...]]:
+    raw = m.get("model_anchors")
+    if raw is None:
+        return {}
+    if not isinstance(raw, _Mapping):
+        raise check.fail(m.key_lines["model_anchors"], "model_anchors 应为“类别编号: [词, ...]”形式的映射")
+    out = {}
+    for cat in raw:
+        if cat not in CATEGORIES:
+            raise check.fail(raw.key_lines[cat],
+                             f"model_anchors 中的“{cat}”不是类别编号（可用：{'、'.join(CATEGORIES)}）")
+        out[cat] = tuple(check.terms(raw, cat))
+    return out
 
 
 def _category_ids(check: _Checker, m: _Mapping, key: str) -> list[str]:
@@ -528,6 +547,10 @@ class Lexicon:
                 self._recent.clear()
             found = self._recent[text] = tuple(self._find_repairs(text))
         return list(found)
+
+    def repaired(self, text: str) -> str:
+        """`text` (normalized) with its garbled domain words replaced (验证马 -> 验证码)."""
+        return self._repaired(text)
 
     def _repaired(self, text: str) -> str:
         return _apply(text, self.repairs(text))

@@ -74,7 +74,7 @@ class Analyzer:
             if self.options.use_classifier:
                 severities = {c: law.severity for c, law in legal.load().categories.items()}
                 extra.append(ClassifierScorer(load_classifier(self.options.model_dir), severities,
-                                              self.lexicon.common.warned_categories))
+                                              self.lexicon))
             self._detector = RuleDetector(self.lexicon, extra_scorers=extra, **kwargs)
         return self._detector
 

@@ -226,11 +226,8 @@ def _neighbours(segments: Sequence[Prepared], p: Prepared) -> list[Prepared]:
 # threshold; a weak or homophone rule hit next to it is enough (noisy-OR).
 CLASSIFIER_FLOOR = 0.3
 CLASSIFIER_TOP = 0.6
-# Impersonation and payment routes are concrete claims the rules name well (an institution, an
-# account); alone, the model mistook a collector naming their own lender ("我是安心借的") for
-# impersonation and "替她把钱转过来" for a private account. For these it may raise a rule's
-# score, not make a finding by itself.
-MODEL_NEEDS_RULE = frozenset({"impersonation", "private_payment"})
+# A model-only candidate of a category with model_anchors (_common.yaml) whose segment names
+# none of them may raise a rule's score, not make a finding by itself.
 MODEL_SUPPORT_CAP = 0.45
 
 
@@ -238,17 +235,25 @@ class ClassifierScorer:
     """Per-category probabilities of each segment (alone or with a neighbour) -> candidates."""
 
     def __init__(self, classifier: Any, severities: dict[str, str],
-                 warned_categories: frozenset[str] = frozenset()):
+                 lexicon: Lexicon | None = None):
         self.classifier = classifier
         self.severities = severities  # category -> severity of a model-only finding
+        common = lexicon.common if lexicon is not None else None
         # Categories read without anti-fraud warning sentences (Prepared.warned_text).
-        self.warned_categories = warned_categories
+        self.warned_categories = common.warned_categories if common else frozenset()
+        self.anchors = common.model_anchors if common else {}
+        self.lexicon = lexicon
         self.name = f"model:{classifier.name}"
 
     def score(self, p: float, threshold: float) -> float:
         return CLASSIFIER_FLOOR + (CLASSIFIER_TOP - CLASSIFIER_FLOOR) * (p - threshold) / max(
             1e-6, 1.0 - threshold
         )
+
+    def _anchored(self, category: str, text: str) -> bool:
+        """The text (as heard, or with garbled domain words repaired) names an anchor."""
+        readings = (text, self.lexicon.repaired(text)) if self.lexicon is not None else (text,)
+        return any(w in r for w in self.anchors[category] for r in readings)
 
     def _score(self, segments: Sequence[Prepared], texts: list[str]):
         return self.classifier.score_segments(
@@ -275,7 +280,7 @@ class ClassifierScorer:
                 if prob < thr:
                     continue
                 score = self.score(prob, thr) * p.weight
-                if cat in MODEL_NEEDS_RULE:
+                if cat in self.anchors and not self._anchored(cat, p.text):
                     score = min(score, MODEL_SUPPORT_CAP)
                 read = (warned_texts if cat in self.warned_categories else texts)[p.position]
                 words = [f.split(":", 1)[1].removeprefix("~")  # "~平台": after a negator

@@ -125,3 +125,14 @@ def test_model_still_reads_a_warning_for_other_categories(fused):
 def test_a_request_after_a_warning_is_still_found_by_the_model(fused):
     found = _detect(fused, "千万别信那些骗子。你手机收到的那个码，现在念给我。")
     assert "sensitive_info" in {f.category for f in found}
+
+
+def test_model_alone_needs_an_anchor_for_concrete_claims(fused, rules_only):
+    # Neither names an official body or a payment route: the model may not flag them alone.
+    assert _detect(fused, "我是安心借的，你的欠款今天必须处理。") == []
+    assert _detect(fused, "今天之内你先替她把钱转过来。") == []
+    # An official-sounding body no rule names: the model flags it (调解 is an anchor).
+    text = "这边是区里调解中心的，你这个事情已经转到我们这里来了。"
+    assert not _detect(rules_only, text)
+    found = [f for f in _detect(fused, text) if f.category == "impersonation"]
+    assert found and found[0].source == [fused.scorers[1].name]

@@ -477,3 +477,17 @@ def test_without_warnings_drops_only_the_warning_sentences():
     text = "千万别信那些骗子.你把验证码发给我."
     assert lex.without_warnings(text) == "你把验证码发给我."
     assert lex.without_warnings("你把验证码发给我.") == "你把验证码发给我."
+
+
+def test_model_anchors_are_validated(tmp_path):
+    common = "model_anchors:\n  impersonation: [警察]\n  police: [警察]\n"
+    message = load_error(tmp_path, {"_common.yaml": common})
+    assert "_common.yaml" in message and "第 3 行" in message and "police" in message
+    message = load_error(tmp_path, {"_common.yaml": "model_anchors: [警察]\n"})
+    assert "第 1 行" in message and "model_anchors" in message
+
+
+def test_bundled_model_anchors_name_concrete_claims():
+    anchors = default_lexicon().common.model_anchors
+    assert set(anchors) == {"impersonation", "private_payment"}
+    assert "法院" in anchors["impersonation"] and "个人" in anchors["private_payment"]
