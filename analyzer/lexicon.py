@@ -370,22 +370,18 @@ def _model_anchors(check: _Checker, m: _Mapping) -> dict[str, tuple[str, ...]]:
         return {}
     if not isinstance(raw, _Mapping):
         raise check.fail(m.key_lines["model_anchors"], "model_anchors 应为“类别编号: [词, ...]”形式的映射")
-    out = {}
-    for cat in raw:
-        if cat not in CATEGORIES:
-            raise check.fail(raw.key_lines[cat],
-                             f"model_anchors 中的“{cat}”不是类别编号（可用：{'、'.join(CATEGORIES)}）")
-        out[cat] = tuple(check.terms(raw, cat))
-    return out
+    return {_category_id(check, cat, raw.key_lines[cat], "model_anchors"): tuple(check.terms(raw, cat))
+            for cat in raw}
 
 
 def _category_ids(check: _Checker, m: _Mapping, key: str) -> list[str]:
-    out = []
-    for value, line in check.strings(m, key):
-        if value not in CATEGORIES:
-            raise check.fail(line, f"{key} 中的“{value}”不是类别编号（可用：{'、'.join(CATEGORIES)}）")
-        out.append(value)
-    return out
+    return [_category_id(check, value, line, key) for value, line in check.strings(m, key)]
+
+
+def _category_id(check: _Checker, value: str, line: int, key: str) -> str:
+    if value not in CATEGORIES:
+        raise check.fail(line, f"{key} 中的“{value}”不是类别编号（可用：{'、'.join(CATEGORIES)}）")
+    return value
 
 
 def _load_category(path: Path, common: Common) -> list[Rule]:
@@ -550,9 +546,6 @@ class Lexicon:
 
     def repaired(self, text: str) -> str:
         """`text` (normalized) with its garbled domain words replaced (验证马 -> 验证码)."""
-        return self._repaired(text)
-
-    def _repaired(self, text: str) -> str:
         return _apply(text, self.repairs(text))
 
     def _find_repairs(self, text: str) -> list[Correction]:
@@ -686,7 +679,7 @@ class Lexicon:
     def without_warnings(self, text: str) -> str:
         """`text` (normalized) less its anti-fraud warning sentences: what the classifier
         reads for warned_categories."""
-        repaired = self._repaired(text)
+        repaired = self.repaired(text)
         out, start = [], 0
         while start < len(text):
             s0, s1 = _bounds(text, start, start, SENTENCE_END)
@@ -704,7 +697,7 @@ class Lexicon:
         the classifier: on one mono channel a segment can join the debtor's "你是不是骗子"
         to the caller's next demand, and only the objection's own clauses are the debtor's."""
         drop = [False] * len(text)
-        for reading in (text, self._repaired(text)):
+        for reading in (text, self.repaired(text)):
             for rx in self.common.objections:
                 for m in rx.finditer(reading):
                     c0, c1 = _bounds(reading, m.start(), m.end(), CLAUSE_END)

@@ -58,6 +58,10 @@ def test_rule_and_model_agreeing_score_higher_than_the_rule_alone(fused, rules_o
         "本次通话可能会被录音，请您知悉。",
         # A relative asking the caller (one mono segment can join it to the caller's reply).
         "他是不是在外面欠钱了，你跟我说实话。",
+        # Anti-fraud warnings name codes, accounts and officials without asking for them.
+        "你的银行卡密码和短信验证码，对谁都不能说，包括我。",
+        "温馨提示，任何让您提供验证码的都是骗子，我们的工作人员绝不会向您索要。",
+        "如果有人说是警察要你配合调查，让你把钱转到指定账户，百分之百是诈骗。",
     ],
 )
 def test_lawful_lines_stay_clean(fused, text):
@@ -100,18 +104,6 @@ def test_indirect_wordings_are_found(fused, text, category):
 def test_a_hedged_legal_consequence_is_lawful(fused):
     text = "判决生效后仍不履行的，有可能被依法限制高消费。"
     assert not [f for f in _detect(fused, text) if f.category == "false_legal"]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "你的银行卡密码和短信验证码，对谁都不能说，包括我。",
-        "温馨提示，任何让您提供验证码的都是骗子，我们的工作人员绝不会向您索要。",
-        "如果有人说是警察要你配合调查，让你把钱转到指定账户，百分之百是诈骗。",
-    ],
-)
-def test_anti_fraud_warnings_stay_clean(fused, text):
-    assert _detect(fused, text) == []
 
 
 def test_model_still_reads_a_warning_for_other_categories(fused):
