@@ -491,3 +491,14 @@ def test_bundled_model_anchors_name_concrete_claims():
     anchors = default_lexicon().common.model_anchors
     assert set(anchors) == {"impersonation", "private_payment"}
     assert "法院" in anchors["impersonation"] and "个人" in anchors["private_payment"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("不然就等着全小区的人都知道你是个老赖吧", True),
+    ("到时候你们单位所有人都知道你欠钱不还", True),
+    ("现在全小区的人都知道我欠钱了", False),  # the debtor about himself
+    ("全公司的人都知道你是个好人", False),  # no debt named
+])
+def test_everyone_will_know_you_owe_is_exposure(text, expected):
+    hits = [h for h in default_lexicon().match(text) if h.category == "exposure" and h.suppressed is None]
+    assert bool(hits) is expected, hits
