@@ -226,6 +226,10 @@ def batch(folder, out_dir, workers, formats, engine, address, call_log, night, m
         progress=progress,
     )
     click.echo(summary_screen(result), err=True)
+    # Like analyze: a file that could not be read outranks findings (scripts must notice it);
+    # every readable call is still analyzed and written.
+    if result.errors:
+        sys.exit(EXIT_INPUT)
     sys.exit(EXIT_FINDINGS if any(r.get("findings") for r in result.reports) else 0)
 
 

