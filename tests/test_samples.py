@@ -26,8 +26,9 @@ EVAL = ROOT / "eval" / "calls"
 HOLDOUT = ROOT / "eval" / "holdout"
 HOLDOUT2 = ROOT / "eval" / "holdout2"
 HOLDOUT3 = ROOT / "eval" / "holdout3"
+HOLDOUT4 = ROOT / "eval" / "holdout4"
 SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
-        "holdout3": HOLDOUT3}
+        "holdout3": HOLDOUT3, "holdout4": HOLDOUT4}
 
 
 def load_labels(folder: Path) -> dict:
@@ -148,7 +149,8 @@ def test_stereo_sample_keeps_one_party_per_channel():
 
 @pytest.mark.parametrize(
     ("name", "per_category", "lawful_calls"),
-    [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6)],
+    [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6),
+     ("holdout4", 2, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -206,7 +208,7 @@ def test_call_sets_never_share_sentences_or_files(a, b):
     assert not {c["file"] for c in calls_of(a)} & {c["file"] for c in calls_of(b)}
 
 
-@pytest.mark.parametrize("name", ["eval", "holdout", "holdout2", "holdout3"])
+@pytest.mark.parametrize("name", ["eval", "holdout", "holdout2", "holdout3", "holdout4"])
 def test_evaluation_sentences_are_not_in_the_training_corpus(name):
     corpus = "\n".join(
         re.sub(r"[，、：；,\s]", "", p.read_text(encoding="utf-8"))
