@@ -219,40 +219,6 @@ def test_segment_with_skipped_speech_is_decoded_again():
     assert texts == ["第0秒说了一句完整的话", "第20秒说了一句完整的话", "第24秒说了一句完整的话", fine.text]
 
 
-class _FakeModel:
-    """Stands in for WhisperModel: records the settings of each call."""
-
-    def __init__(self):
-        self.calls: list[dict] = []
-
-    def transcribe(self, audio, **kwargs):
-        self.calls.append(kwargs)
-        return iter([_seg(0.5, 3.0, "您好，这里是客服中心。")]), None
-
-
-def test_first_pass_follows_previous_text_and_clips_get_hotwords():
-    """Measured on long calls (results/profile_asr.md): hotwords on every window without the
-    previous text made Whisper end windows after one sentence. The first pass runs without
-    them, conditioned on the text before; the clip decoding of a segment still cut short
-    keeps the domain terms."""
-    t = WhisperTranscriber(AsrOptions(), hotwords="验证码、通讯录。")
-    model = _FakeModel()
-    t._model = model
-    t._decode(np.zeros(10 * SAMPLE_RATE, np.float32))
-    (first,) = model.calls
-    assert first["condition_on_previous_text"] is True
-    assert first.get("hotwords") is None
-    assert first["initial_prompt"] == asr.INITIAL_PROMPT
-    seen: list = []
-    t._pipeline = _FakePipeline(seen)
-    hot: list = []
-    real = t._pipeline.transcribe
-    t._pipeline.transcribe = lambda audio, **kw: hot.append(kw["hotwords"]) or real(audio, **kw)
-    t._decode_clips(np.zeros(10 * SAMPLE_RATE, np.float32), [[(0.0, 4.0)]])
-    assert hot == ["验证码、通讯录。"]
-    assert t.info.settings["segmenter"]["version"] == 3
-
-
 def test_sentences_get_times_from_pauses():
     # Four turns at about 2.5 characters a second (the collector speaks slower than the
     # debtor), pauses of 0.6-0.9 s between them.
