@@ -13,6 +13,7 @@ Usage (from the repository root):
     .venv/bin/python scripts/eval.py                     # everything (long: Whisper twice)
     .venv/bin/python scripts/eval.py --only b --cache    # reuse cached call transcripts
     .venv/bin/python scripts/eval.py --limit 20 --json /tmp/eval.json
+    .venv/bin/python scripts/eval.py --only abc --keep-d results/eval.md > new.md   # rules changed only
 
 Progress goes to stderr, the report (Markdown) to stdout.
 """
@@ -25,6 +26,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -755,6 +757,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"(default {DEFAULT_CALL_SETS})")
     ap.add_argument("--cache", action="store_true",
                     help="(b) reuse transcripts from the per-user cache (default: transcribe)")
+    ap.add_argument("--keep-d", type=Path, metavar="FILE",
+                    help="(d) when d is not run: copy part d from an earlier output of this "
+                         "script, with the commit it was measured at (transcription unchanged)")
     args = ap.parse_args(argv)
     parts = [p for p in args.only.replace(",", "") if p.strip()]
     bad = [p for p in parts if p not in PARTS]
@@ -762,6 +767,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only takes letters from {','.join(PARTS)}")
     if any(c not in CALL_SETS for c in args.calls.split(",")):
         ap.error(f"--calls takes names from {','.join(CALL_SETS)}")
+    kept_d: list[str] = []
+    if args.keep_d is not None:
+        if "d" in parts:
+            ap.error("--keep-d replaces part d: leave d out of --only")
+        try:
+            kept_d = kept_part_d(args.keep_d.read_text(encoding="utf-8"), args.keep_d)
+        except (OSError, ValueError) as e:
+            ap.error(f"--keep-d {args.keep_d}: {e}")
 
     started = time.time()
     setup = Setup(use_cache=args.cache)
@@ -811,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after every part: a long run cut short keeps what it measured
             write_json(args.json, res)
 
+    for line in kept_d:
+        out(line)
     if details:
         out("## Details")
         out()
@@ -822,6 +837,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(args.json, res)
     return 0
+
+
+def kept_part_d(text: str, source: Path) -> list[str]:
+    """Part d's section of an earlier output, headed by where and when it was measured (so a
+    run of parts a-c after a detection-only change need not spend half an hour on it)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("## (d) Character")), None)
+    if start is None:
+        raise ValueError("no part (d) in it")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("_part (d) took")), None)
+    if end is None:
+        raise ValueError("part (d) is cut short in it")
+    # The commit it was measured at: an earlier copy names its origin, a full run its own.
+    origin = re.search(r"Part \(d\) below (?:comes from|is copied from).*?commit (\w+)", text)
+    own = re.search(r"^- commit (\w+)", text, re.M)
+    commit = origin.group(1) if origin else own.group(1) if own else "unknown"
+    changed = _changed_since(commit, ["analyzer/asr.py", "analyzer/audio.py", "analyzer/text.py"])
+    note = (f"<!-- Part (d) below is copied from {source}, measured at commit {commit} "
+            f"(`scripts/eval.py --keep-d`); transcription files changed since: "
+            f"{', '.join(changed) if changed else 'none'}. -->")
+    return [note, ""] + lines[start : end + 1] + [""]
+
+
+def _changed_since(commit: str, paths: list[str]) -> list[str]:
+    try:
+        r = subprocess.run(["git", "diff", "--name-only", commit, "--", *paths], cwd=ROOT,
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ["unknown"]
+    return r.stdout.split() if r.returncode == 0 else ["unknown"]
 
 
 def write_json(path: Path, res: dict) -> None:

@@ -293,3 +293,46 @@ def test_blind_sets_are_never_detailed():
     # Every default set exists on disk with its labels.
     for name in ev.DEFAULT_CALL_SETS.split(","):
         assert (ev.CALL_SETS[name][0] / "labels.json").is_file()
+
+
+_EARLIER = """# callaudit evaluation
+
+- commit 06ff85e, 2026-11-20 10:00, CPython 3.11.7, 2 CPU cores, load average 0.1 at start
+
+## (c) External proxy text sets
+| x | 1 |
+
+## (d) Character error rate of the transcription (3 utterances, ../shared/data/speech)
+
+| subset | utts | 16k callaudit |
+| **overall** | 3 | 0.100 |
+
+_part (d) took 5 s_
+
+## Details
+"""
+
+
+def test_part_d_is_copied_with_its_commit(tmp_path):
+    ev = _load_eval_script()
+    kept = ev.kept_part_d(_EARLIER, tmp_path / "old.md")
+    assert "commit 06ff85e" in kept[0] and "old.md" in kept[0]
+    body = "\n".join(kept[1:])
+    assert body.strip().startswith("## (d) Character") and body.strip().endswith("_part (d) took 5 s_")
+    assert "## (c)" not in body and "## Details" not in body
+    # A copy of a copy names the first measurement, not the run that copied it.
+    copied = _EARLIER.replace("commit 06ff85e", "commit a81c961").replace(
+        "## (d) Character", "<!-- Part (d) below comes from `x` run at commit 06ff85e. -->\n\n## (d) Character")
+    assert "commit 06ff85e" in ev.kept_part_d(copied, tmp_path / "new.md")[0]
+
+
+@pytest.mark.parametrize("text", ["# no part d here\n", _EARLIER.split("_part (d)")[0]])
+def test_keep_d_refuses_a_file_without_a_whole_part_d(tmp_path, text, capsys):
+    ev = _load_eval_script()
+    old = tmp_path / "old.md"
+    old.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        ev.main(["--only", "a", "--keep-d", str(old)])
+    assert e.value.code == 2 and "old.md" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ev.main(["--only", "ad", "--keep-d", str(old)])
