@@ -3,8 +3,8 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout, eval/holdout2, eval/holdout3 and eval/holdout4 (blind held-out sets) and eval/calls (development
-      set); none is used for training
+      on eval/holdout to eval/holdout4 (blind held-out sets) and eval/calls (development set);
+      none is used for training
   (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
   (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
       next to plain faster-whisper base in the same run
@@ -732,17 +732,21 @@ def part_d(setup: Setup, res: dict, limit: int | None) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def git_commit() -> str:
+def _git(*args: str) -> str | None:
+    """stdout of a git command in the repository, or None when git or the checkout is missing."""
     try:
-        r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                           capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        if r.returncode != 0:
-            return "unknown (not a git checkout)"
-        return r.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+        r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def git_commit() -> str:
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "unknown (not a git checkout)"
+    dirty = (_git("status", "--porcelain") or "").strip()
+    return head.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -779,9 +783,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     setup = Setup(use_cache=args.cache)
     det = setup.detectors["fused"]
+    commit = git_commit()
     out("# callaudit evaluation")
     out()
-    out(f"- commit {git_commit()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+    out(f"- commit {commit}, {time.strftime('%Y-%m-%d %H:%M')}, "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
     out(f"- detector: {type(det).__name__}, threshold {getattr(det, 'threshold', '?')}, "
@@ -793,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     out(LEGEND)
     out()
 
-    res: dict = {"commit": git_commit(), "notes": setup.notes, "timing_seconds": {}}
+    res: dict = {"commit": commit, "notes": setup.notes, "timing_seconds": {}}
     details: list[str] = []
     for part in PARTS:
         if part not in parts:
@@ -853,20 +858,13 @@ def kept_part_d(text: str, source: Path) -> list[str]:
     origin = re.search(r"Part \(d\) below (?:comes from|is copied from).*?commit (\w+)", text)
     own = re.search(r"^- commit (\w+)", text, re.M)
     commit = origin.group(1) if origin else own.group(1) if own else "unknown"
-    changed = _changed_since(commit, ["analyzer/asr.py", "analyzer/audio.py", "analyzer/text.py"])
+    diff = _git("diff", "--name-only", commit, "--", "analyzer/asr.py", "analyzer/audio.py",
+                "analyzer/text.py")
+    changed = diff.split() if diff is not None else ["unknown"]
     note = (f"<!-- Part (d) below is copied from {source}, measured at commit {commit} "
             f"(`scripts/eval.py --keep-d`); transcription files changed since: "
             f"{', '.join(changed) if changed else 'none'}. -->")
     return [note, ""] + lines[start : end + 1] + [""]
-
-
-def _changed_since(commit: str, paths: list[str]) -> list[str]:
-    try:
-        r = subprocess.run(["git", "diff", "--name-only", commit, "--", *paths], cwd=ROOT,
-                           capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return ["unknown"]
-    return r.stdout.split() if r.returncode == 0 else ["unknown"]
 
 
 def write_json(path: Path, res: dict) -> None:
