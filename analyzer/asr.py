@@ -197,7 +197,7 @@ class WhisperTranscriber:
         Hotwords on every window, no conditioning on previous text: Whisper base then ends
         some windows after their first sentence, which _repair decodes again. Tried and
         measured (make bench, make eval): conditioning on previous text without hotwords skips
-        far less and is 12 % faster on long calls (1.09x plain instead of 1.23x), but it
+        far less and takes 11 % less time on long calls (1.09x plain instead of 1.23x), but it
         dropped call-level recall on the long set 0.92 -> 0.84 and CER on the samples went
         0.085 -> 0.125 (a whole stretch of one call went missing without a short segment to
         flag it), with no gain on the blind sets. Reverted; see README, Speed."""
