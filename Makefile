@@ -56,6 +56,7 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout2/dialogues.yaml eval/holdout2/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout3/dialogues.yaml eval/holdout3/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout4/dialogues.yaml eval/holdout4/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout5/dialogues.yaml eval/holdout5/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
