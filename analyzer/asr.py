@@ -1,9 +1,11 @@
 """Speech recognition: the Transcriber protocol and its faster-whisper implementation.
 
 Two decoding modes share one model (loaded once per process):
-- sequential (AsrOptions.batch_size == 0): faster-whisper's own windowed decoding;
-- batched (batch_size > 0): speech cut at pauses into short clips, several decoded at once
-  (faster-whisper's BatchedInferencePipeline). scripts/bench.py measures both.
+- batched (AsrOptions.batch_size > 0, the default): speech cut at pauses into clips of up to
+  CLIP_SECONDS, each decoded as one window, batch_size at a time (faster-whisper's
+  BatchedInferencePipeline);
+- sequential (batch_size == 0): faster-whisper's own windowed decoding, with a second pass
+  over what it skipped. scripts/bench.py measures both.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class AsrOptions:
     # Threads of one transcriber. 0: one per CPU core this process may use (faster-whisper's
     # own default, 4, oversubscribes a 2-core laptop). Batch workers should split the cores.
     cpu_threads: int = 0
-    # 0: sequential decoding. N > 0: clips decoded N at a time (needs vad=True).
-    batch_size: int = 0
+    # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. Two at a time
+    # was the fastest on 2 cores (scripts/bench.py; 8 was slower and needed 1.6 GB).
+    batch_size: int = 2
     language: str = "zh"
     vad: bool = True
     # Whisper's own rule for silence: both thresholds must be crossed to drop a segment.
@@ -74,13 +77,20 @@ class Transcriber(Protocol):
     def transcribe(self, audio: np.ndarray, channel: int | None) -> list[Segment]: ...
 
 
-# Speech regions (Silero VAD; a pause is at least VAD_MIN_SILENCE_MS) serve three purposes:
-# batched mode decodes them as clips (joined while the gap is short, at most CLIP_SECONDS);
-# a segment whose text is far too short for the speech under it is decoded again clip by clip
-# (Whisper sometimes stops after the first sentence of a 30 s window, at a change of voice,
-# and skips the rest); and long segments are cut into sentences at the pauses.
-CLIP_SECONDS = 12.0
-CLIP_JOIN_GAP = 0.5
+# Speech regions (Silero VAD; a pause is at least VAD_MIN_SILENCE_MS, a region at most
+# REGION_SECONDS) serve three purposes: batched mode decodes them as clips (joined while the
+# gap is short, at most CLIP_SECONDS); a text far too short for the speech under it is decoded
+# again in smaller clips (Whisper sometimes stops after the first sentence of a window, at a
+# change of voice, and skips the rest); and long segments are cut into sentences at the pauses.
+# Clips near Whisper's 30 s window cost one encoder pass each (a 12 s clip is padded to 30 s
+# all the same); cutting only at pauses over a second kept sentences whole: on the bench's
+# long calls this read better than plain faster-whisper (CER 0.14 vs 0.19) in less time.
+REGION_SECONDS = 12.0
+CLIP_SECONDS = 28.0
+CLIP_JOIN_GAP = 1.0
+# The sequential mode's second pass decodes what a window skipped in shorter clips.
+REPAIR_CLIP_SECONDS = 12.0
+REPAIR_JOIN_GAP = 0.5
 VAD_MIN_SILENCE_MS = 150
 VAD_PAD_MS = 100
 # Mandarin runs at 4-6 characters a second: fewer than 3 a second means text went missing.
@@ -119,9 +129,12 @@ class WhisperTranscriber:
         if not self.batched:
             settings["batch_size"] = 0
         settings["segmenter"] = {
-            "version": 2,  # sentences cut at VAD pauses; short segments decoded again
+            "version": 3,  # sentences cut at VAD pauses; short segments decoded again
+            "region_seconds": REGION_SECONDS,
             "clip_seconds": CLIP_SECONDS,
             "join_gap": CLIP_JOIN_GAP,
+            "repair_clip_seconds": REPAIR_CLIP_SECONDS,
+            "repair_join_gap": REPAIR_JOIN_GAP,
             "vad_min_silence_ms": VAD_MIN_SILENCE_MS,
             "vad_pad_ms": VAD_PAD_MS,
             "min_chars_per_second": MIN_CHARS_PER_SECOND,
@@ -224,7 +237,8 @@ class WhisperTranscriber:
             if len(inside) > 1 and _too_short(s.text, inside):
                 log.debug("segment %.2f-%.2f too short for its speech: decoding it again",
                           s.start, s.end)
-                out += self._decode_clips(audio, _clips(inside), batch_size=4)
+                clips = _clips(inside, REPAIR_CLIP_SECONDS, REPAIR_JOIN_GAP)
+                out += self._decode_clips(audio, clips, batch_size=4)
             else:
                 out.append(s)
         return out
@@ -269,19 +283,20 @@ def speech_regions(audio: np.ndarray) -> Regions:
 
     vad = VadOptions(
         min_silence_duration_ms=VAD_MIN_SILENCE_MS,
-        max_speech_duration_s=CLIP_SECONDS,
+        max_speech_duration_s=REGION_SECONDS,
         speech_pad_ms=VAD_PAD_MS,
     )
     return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE)
             for r in get_speech_timestamps(audio, vad)]
 
 
-def _clips(regions: Regions) -> list[Regions]:
-    """Clips of regions at most CLIP_JOIN_GAP apart, each spanning at most CLIP_SECONDS."""
+def _clips(regions: Regions, seconds: float = CLIP_SECONDS,
+           join_gap: float = CLIP_JOIN_GAP) -> list[Regions]:
+    """Clips of regions at most join_gap apart, each spanning at most seconds."""
     clips: list[Regions] = []
     for start, end in regions:
         last = clips[-1] if clips else None
-        if last and start - last[-1][1] <= CLIP_JOIN_GAP and end - last[0][0] <= CLIP_SECONDS:
+        if last and start - last[-1][1] <= join_gap and end - last[0][0] <= seconds:
             last.append((start, end))
         else:
             clips.append([(start, end)])

@@ -148,18 +148,38 @@ def test_settings_in_cache_key():
     assert not no_vad.batched and no_vad.info.settings["batch_size"] == 0
 
 
-def test_clips_of_speech_regions_cut_at_pauses(speech):
-    clips = asr._clips(asr.speech_regions(speech[0]))
+@pytest.mark.parametrize("seconds, gap", [(asr.CLIP_SECONDS, asr.CLIP_JOIN_GAP),
+                                          (asr.REPAIR_CLIP_SECONDS, asr.REPAIR_JOIN_GAP),
+                                          (3.0, 0.2)])
+def test_clips_of_speech_regions_cut_at_pauses(speech, seconds, gap):
+    regions = asr.speech_regions(speech[0])
+    assert all(b - a <= asr.REGION_SECONDS + 1e-6 for a, b in regions)
+    clips = asr._clips(regions, seconds, gap)
     assert clips
     flat = [r for c in clips for r in c]
-    assert flat == sorted(flat)
+    assert flat == regions
     for clip in clips:
-        assert clip[-1][1] - clip[0][0] <= asr.CLIP_SECONDS + 1e-6
+        assert len(clip) == 1 or clip[-1][1] - clip[0][0] <= seconds + 1e-6
         for (_, end), (start, _) in zip(clip, clip[1:], strict=False):
-            assert start - end <= asr.CLIP_JOIN_GAP + 1e-6
+            assert start - end <= gap + 1e-6
     for a, b in zip(clips, clips[1:], strict=False):
-        assert b[0][0] - a[-1][1] > asr.CLIP_JOIN_GAP or b[-1][1] - a[0][0] > asr.CLIP_SECONDS
+        assert b[0][0] - a[-1][1] > gap or b[-1][1] - a[0][0] > seconds
     assert asr._clips(asr.speech_regions(np.zeros(5 * SAMPLE_RATE, np.float32))) == []
+
+
+def test_clips_join_regions_up_to_the_limit():
+    regions = [(0.0, 10.0), (10.5, 20.0), (21.8, 26.0), (26.2, 31.0), (31.5, 33.0)]
+    # The pause of 1.8 s (20.0-21.8) starts a new clip.
+    assert asr._clips(regions, 28.0, 1.0) == [[(0.0, 10.0), (10.5, 20.0)],
+                                             [(21.8, 26.0), (26.2, 31.0), (31.5, 33.0)]]
+    # 15 s clips: 10.5-20.0 cannot join 0-10 (20 s long), nor 21.8-26.0 join it (15.5 s).
+    assert asr._clips(regions, 15.0, 2.0) == [[(0.0, 10.0)], [(10.5, 20.0)],
+                                             [(21.8, 26.0), (26.2, 31.0), (31.5, 33.0)]]
+
+
+def test_default_is_batched_clips():
+    t = WhisperTranscriber()
+    assert t.options.batch_size > 0 and t.batched
 
 
 def _seg(start, end, text):
