@@ -1,4 +1,5 @@
-"""Where callaudit's transcription time goes on long calls, next to plain faster-whisper.
+"""Where callaudit's sequential transcription time goes on long calls, next to plain
+faster-whisper. Sequential decoding (AsrOptions.batch_size 0) was the default until b67e38d.
 
 On the long set of `make bench` (32 minutes of 3-10 minute calls), one model, one process:
   - plain: faster-whisper base as most people run it (beam 5, VAD);
