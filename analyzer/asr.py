@@ -41,8 +41,8 @@ class AsrOptions:
     # Threads of one transcriber. 0: one per CPU core this process may use (faster-whisper's
     # own default, 4, oversubscribes a 2-core laptop). Batch workers should split the cores.
     cpu_threads: int = 0
-    # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. Two at a time
-    # was the fastest on 2 cores (scripts/bench.py; 8 was slower and needed 1.6 GB).
+    # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. On 2 cores two
+    # at a time beat one and matched four (README, Speed); eight were slower and needed 1.6 GB.
     batch_size: int = 2
     language: str = "zh"
     vad: bool = True
