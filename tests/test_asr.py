@@ -213,6 +213,26 @@ def test_clip_cut_short_is_split_and_decoded_again():
     assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话", "第20秒说了一句完整的话"]
 
 
+def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatch):
+    """The default path: regions joined into clips (pause <= 1 s, <= 28 s), all clips in one
+    call, each with the prompt and the domain hotwords, one text per clip."""
+    t = WhisperTranscriber(AsrOptions(), hotwords="验证码、通讯录。")
+    regions = [(0.5, 2.0), (2.4, 4.0), (6.0, 7.5), (8.0, 10.0)]
+    monkeypatch.setattr(asr, "speech_regions", lambda audio: regions)
+    seen: list = []
+    fake = _FakePipeline(seen)
+    kwargs: list = []
+    real = fake.transcribe
+    fake.transcribe = lambda audio, **kw: kwargs.append(kw) or real(audio, **kw)
+    t._pipeline = fake
+    t.transcribe(np.zeros(15 * SAMPLE_RATE, np.float32), channel=None)
+    # 4.0 -> 6.0 is a pause of 2 s: two clips, each short enough for the fake to read whole.
+    assert seen == [[(0.5, 4.0), (6.0, 10.0)]]
+    (kw,) = kwargs
+    assert kw["hotwords"] == "验证码、通讯录。" and kw["initial_prompt"] == asr.INITIAL_PROMPT
+    assert kw["without_timestamps"] is True and kw["batch_size"] == AsrOptions().batch_size
+
+
 def test_segments_assigned_to_their_clip():
     clips = [[(1.0, 3.0)], [(5.0, 9.0)], [(9.6, 12.0)]]
     segs = [_seg(0.99, 2.9, "a"), _seg(4.99, 7.0, "b"), _seg(7.0, 9.0, "c"), _seg(9.59, 12.0, "d")]
