@@ -41,8 +41,8 @@ class AsrOptions:
     # Threads of one transcriber. 0: one per CPU core this process may use (faster-whisper's
     # own default, 4, oversubscribes a 2-core laptop). Batch workers should split the cores.
     cpu_threads: int = 0
-    # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. On 2 cores two
-    # at a time beat one and matched four (README, Speed); eight were slower and needed 1.6 GB.
+    # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. Eight 12 s
+    # clips at a time were slower on 2 cores and needed 1.6 GB (make bench at c829e5d).
     batch_size: int = 2
     language: str = "zh"
     vad: bool = True
@@ -84,7 +84,7 @@ class Transcriber(Protocol):
 # change of voice, and skips the rest); and long segments are cut into sentences at the pauses.
 # Clips near Whisper's 30 s window cost one encoder pass each (a 12 s clip is padded to 30 s
 # all the same); cutting only at pauses over a second kept sentences whole: on the bench's
-# long calls this read better than plain faster-whisper (CER 0.14 vs 0.19) in less time.
+# long calls this read better than plain faster-whisper (CER 0.14 vs 0.19, 1.11x its time).
 REGION_SECONDS = 12.0
 CLIP_SECONDS = 28.0
 CLIP_JOIN_GAP = 1.0
