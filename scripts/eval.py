@@ -3,7 +3,7 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout to eval/holdout5 (blind held-out sets) and eval/calls (development set);
+      on eval/holdout to eval/holdout6 (blind held-out sets) and eval/calls (development set);
       none is used for training
   (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
   (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
@@ -63,13 +63,14 @@ CALL_SETS = {
     "holdout3": (ROOT / "eval" / "holdout3", "third held-out"),
     "holdout4": (ROOT / "eval" / "holdout4", "fourth held-out"),
     "holdout5": (ROOT / "eval" / "holdout5", "fifth held-out"),
+    "holdout6": (ROOT / "eval" / "holdout6", "sixth held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
-DEFAULT_CALL_SETS = "holdout,holdout2,holdout3,holdout4,holdout5,calls"
+DEFAULT_CALL_SETS = "holdout,holdout2,holdout3,holdout4,holdout5,holdout6,calls"
 # Sets whose misses and false alarms are never printed, only counted.
 BLIND_ROLES = frozenset({"held-out", "second held-out", "third held-out", "fourth held-out",
-                         "fifth held-out"})
+                         "fifth held-out", "sixth held-out"})
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
