@@ -2,7 +2,10 @@
 
 Features: TF-IDF over jieba words, character 1-3-grams and toneless-pinyin 2-3-grams (the pinyin
 block makes 验证马 look like 验证码, as Whisper writes it), one l2-normalized block each.
-Model: one logistic regression per category (multi-label: a lawful utterance is low in all).
+Model: one logistic regression per category (multi-label: a lawful utterance is low in all),
+plus a speaker-role head: one more logistic regression, on the same features, for "the other
+party is speaking" (corpus lawful rows of kind `debtor`), so the detector can set aside a
+debtor who quotes or retells a threat.
 
 Training uses scikit-learn; the artifact is plain data (an .npz of float arrays loaded with
 allow_pickle=False, and JSON with vocabularies, thresholds and hashes), never pickle: pickle
@@ -16,6 +19,7 @@ Fusion API (for analyzer.scoring):
     clf.score_segments(segments, skip=hallucinated) -> WindowScores  # joins by channel/gap
     clf.thresholds -> (9,) per-category decision thresholds; clf.flags(proba) -> bool (n, 9)
     clf.top_features(text, category) -> [(feature, contribution)]  # for explanations
+    clf.other_party_proba(texts) -> (n,) probability that the debtor side is speaking
     clf.name -> "classifier@<npz sha256[:12]>"; clf.meta["sha256"]["npz"] for reports
 Training: train(corpus_dir, out_dir, seed=0) -> metrics dict (what `callaudit train` runs);
 summary_zh(metrics, out_dir) -> Chinese summary to print. Errors: ModelError (artifact),
@@ -50,13 +54,19 @@ log = logging.getLogger(__name__)
 
 CATEGORY_IDS: tuple[str, ...] = tuple(CATEGORIES)
 LAWFUL = "lawful"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the speaker-role head (role_coef, role_intercept)
 JSON_NAME = "classifier.json"
 NPZ_NAME = "classifier.npz"
 CARD_NAME = "MODEL_CARD.md"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 RETRAIN = "请运行 `callaudit train` 重新训练模型"
 BLOCKS: tuple[str, ...] = ("word", "char", "pinyin")
+# lawful.tsv rows of this kind are the debtor (or a relative, a colleague) speaking: the
+# positive class of the speaker-role head.
+OTHER_PARTY_KIND = "debtor"
+# From this probability on, a segment counts as the other party's words (scoring weighs its
+# candidates down).
+OTHER_PARTY_THRESHOLD = 0.5
 WORD_NGRAMS = (1, 1)
 # Libraries whose versions the artifact records (training reproducibility, not a load check).
 _LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba", "pypinyin", "opencc-python-reimplemented")
@@ -201,6 +211,8 @@ class Classifier:
         self.thresholds: np.ndarray = arrays["thresholds"]
         self._coef = arrays["coef"]
         self._intercept = arrays["intercept"]
+        self._role_coef = arrays["role_coef"]
+        self._role_intercept = float(arrays["role_intercept"][0])
         self._vocab: dict[str, dict[str, int]] = {}
         self._idf: dict[str, np.ndarray] = {}
         self._offset: dict[str, int] = {}
@@ -251,6 +263,17 @@ class Classifier:
         if isinstance(texts, str):
             raise TypeError("predict_proba expects a sequence of texts, not one string")
         return _sigmoid(self.decision_function(texts))
+
+    def other_party_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n,) probability that each text is the debtor side speaking (objecting, pleading,
+        retelling what another caller said), not the collector."""
+        if isinstance(texts, str):
+            raise TypeError("other_party_proba expects a sequence of texts, not one string")
+        z = np.empty(len(texts))
+        for i, text in enumerate(texts):
+            idx, val = self._vector(text)
+            z[i] = self._role_coef[idx] @ val + self._role_intercept
+        return _sigmoid(z)
 
     def flags(self, proba: np.ndarray) -> np.ndarray:
         """Boolean (n, 9): probability at or above each category's threshold."""
@@ -426,7 +449,8 @@ def _check_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> None:
     k = len(meta["categories"])
     sizes = [len(meta["vocabulary"][b]) for b in BLOCKS]
     want = {f"idf_{b}": (n,) for b, n in zip(BLOCKS, sizes, strict=True)}
-    want |= {"coef": (k, sum(sizes)), "intercept": (k,), "thresholds": (k,)}
+    want |= {"coef": (k, sum(sizes)), "intercept": (k,), "thresholds": (k,),
+             "role_coef": (sum(sizes),), "role_intercept": (1,)}
     for name, shape in want.items():
         arr = arrays[name]  # KeyError when missing
         if arr.dtype.kind != "f" or arr.shape != shape:
@@ -568,10 +592,11 @@ class TrainConfig:
 class FittedModel:
     """The scikit-learn side of a trained model (in memory only, never persisted as objects)."""
 
-    def __init__(self, vectorizers: dict, models: list, featurizer: Featurizer):
+    def __init__(self, vectorizers: dict, models: list, featurizer: Featurizer, role):
         self.vectorizers = vectorizers
         self.models = models
         self.featurizer = featurizer
+        self.role = role  # the speaker-role logistic regression
 
     def _matrix(self, texts: Sequence[str]):
         import scipy.sparse as sp
@@ -598,6 +623,12 @@ class FittedModel:
         arrays["coef"] = np.vstack([m.coef_[0] for m in self.models]).astype(np.float64)
         arrays["intercept"] = np.array([m.intercept_[0] for m in self.models], dtype=np.float64)
         arrays["thresholds"] = np.asarray(thresholds, dtype=np.float64)
+        if self.role is None:  # no debtor rows to learn from: nobody is set aside
+            arrays["role_coef"] = np.zeros(arrays["coef"].shape[1])
+            arrays["role_intercept"] = np.array([-30.0])
+        else:
+            arrays["role_coef"] = self.role.coef_[0].astype(np.float64)
+            arrays["role_intercept"] = self.role.intercept_.astype(np.float64)
         return vocab, arrays
 
 
@@ -608,7 +639,7 @@ def _identity(doc):
 def fit(
     examples: Sequence[Example], config: TrainConfig, featurizer: Featurizer | None = None
 ) -> FittedModel:
-    """Augment, vectorize and fit one logistic regression per category."""
+    """Augment, vectorize and fit one logistic regression per category, and the role head."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -643,7 +674,19 @@ def fit(
             C=config.C, class_weight=config.class_weight, solver="liblinear", max_iter=1000
         )
         models.append(m.fit(X, Y[:, k]))
-    return FittedModel(vectorizers, models, featurizer)
+    # The role head reads the original rows only: augmentation joins a row with a lawful
+    # neighbour that may be the collector's, and the role of such a join is unknown.
+    role_y = [is_other_party(e) for e in examples]
+    role = None
+    if any(role_y) and not all(role_y):
+        role = LogisticRegression(
+            C=config.C, class_weight=config.class_weight, solver="liblinear", max_iter=1000
+        ).fit(X[: len(rows)], role_y)
+    return FittedModel(vectorizers, models, featurizer, role)
+
+
+def is_other_party(e: Example) -> bool:
+    return not e.labels and e.kind == OTHER_PARTY_KIND
 
 
 def prf(truth: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
@@ -799,6 +842,15 @@ def train(
     clf = Classifier(dict(meta, sha256={"npz": ""}), arrays, model.featurizer)
     metrics = evaluate(held, clf.predict_proba([e.text for e in held]), thresholds)
     metrics["robustness"] = _robustness(clf, held, config.seed)
+    role_truth = np.array([is_other_party(e) for e in held], dtype=bool)
+    role_set_aside = clf.other_party_proba([e.text for e in held]) >= OTHER_PARTY_THRESHOLD
+    violating = np.array([bool(e.labels) for e in held], dtype=bool)
+    metrics["other_party"] = {
+        **prf(role_truth, role_set_aside), "threshold": OTHER_PARTY_THRESHOLD,
+        # What matters to the detector: violating rows wrongly set aside as the debtor's.
+        "violations_taken_as_other_party":
+            float(role_set_aside[violating].mean()) if violating.any() else 0.0,
+    }
     metrics["thresholds"] = {c: float(t) for c, t in zip(CATEGORY_IDS, thresholds, strict=True)}
     metrics["sizes"] = {
         "corpus_rows": len(examples),
@@ -923,6 +975,18 @@ def render_card(meta: dict) -> str:
         f"recall {m['robustness']['cut_in_two_window']['recall']:.3f}, lawful false alarms "
         f"{m['robustness']['cut_in_two_window']['lawful_false_alarm']:.3f}.",
         "",
+        "## Speaker-role head (who is speaking)",
+        f"- Positive class: lawful rows of kind `{OTHER_PARTY_KIND}` (the debtor or a relative "
+        "objecting, pleading, retelling); negative: every other row. Original rows only, no "
+        "augmentation. From a probability of "
+        f"{m['other_party']['threshold']:.2f} on, the detector weighs a segment's rule and "
+        "model scores down, to half at certainty (analyzer/scoring.py).",
+        f"- Held-out: precision {m['other_party']['precision']:.3f}, recall "
+        f"{m['other_party']['recall']:.3f}, F1 {m['other_party']['f1']:.3f} "
+        f"(support {m['other_party']['support']}, at {m['other_party']['threshold']:.2f}); "
+        "violating held-out rows taken for the other party: "
+        f"{m['other_party']['violations_taken_as_other_party']:.3f}.",
+        "",
         "## External proxies",
         _EXTERNAL_START,
         "Not measured yet: run `python scripts/eval_text.py --card models/MODEL_CARD.md`.",
@@ -939,8 +1003,10 @@ def render_card(meta: dict) -> str:
         "licensed set of real 催收 calls exists); held-out numbers measure coverage of that "
         "writing, not performance on real calls. Near-duplicate phrasings can sit on both "
         "sides of the split and flatter the held-out numbers.",
-        "- It reads words, not speakers or intent: a debtor quoting a threat, or a collector "
-        "warning against a scam, can score high; the detector's context rules handle that.",
+        "- It reads words, not voices: the role head guesses the speaker from wording alone, "
+        "so a debtor who sounds like a collector is not set aside, and a collector who "
+        "sounds like a debtor (pleading, quoting) can be. A collector warning against a "
+        "scam can score high; the detector's context rules handle that.",
         "- Homophone robustness is learned from synthetic substitutions; real Whisper errors "
         "on noisy 8 kHz audio can be worse.",
         "- Trained with balanced class weights: a probability is a score on a balanced "

@@ -11,6 +11,10 @@ later without touching the rules:
    seconds become one Finding; scores from different sources combine by noisy-OR; findings
    under the threshold are dropped.
 
+Between 2 and 3, candidates on segments that read as the other party speaking (the
+classifier's speaker-role head: a debtor objecting, quoting or retelling what another caller
+said) are weighed down (other_party_weight): a report is about what the collector said.
+
 Lexicon scoring of one hit: the rule's score (x FUZZY_FACTOR when heard as a homophone),
 +CONTEXT_BOOST per context word in the same segment and +NEIGHBOUR_BOOST per context word in
 a neighbouring segment (together at most +MAX_BOOST), -COUNTER_PENALTY per counter-context
@@ -23,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from .classifier import OTHER_PARTY_THRESHOLD
 from .lexicon import FUZZY_FACTOR, Hit, Lexicon, TextMatch, default_lexicon
 from .text import is_hallucination, normalize
 from .types import CATEGORIES, RISK_LEVEL_ZH, SEVERITIES, SEVERITY_ZH, Finding, Risk, Segment
@@ -59,6 +64,20 @@ def asr_weight(segment: Segment) -> float:
     return max(MIN_ASR_WEIGHT, w_ns * w_lp)
 
 
+# From OTHER_PARTY_THRESHOLD the role head's probability weighs a candidate down, linearly to
+# OTHER_PARTY_FLOOR at certainty. Soft, not a veto: the head reads words only, and a veiled
+# threat ("别说我没提醒过你") can read like the debtor; strong evidence still makes a finding.
+OTHER_PARTY_FLOOR = 0.5
+
+
+def other_party_weight(p: float) -> float:
+    """1.0 below OTHER_PARTY_THRESHOLD, OTHER_PARTY_FLOOR at p = 1 (0.9 -> 0.6)."""
+    if p < OTHER_PARTY_THRESHOLD:
+        return 1.0
+    span = (p - OTHER_PARTY_THRESHOLD) / (1.0 - OTHER_PARTY_THRESHOLD)
+    return 1.0 - (1.0 - OTHER_PARTY_FLOOR) * min(1.0, span)
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -77,6 +96,12 @@ class Prepared:
     # What it reads for the lexicon's warned_categories: that, less anti-fraud warning
     # sentences (Lexicon.without_warnings); None when there are none.
     warned_text: str | None = None
+    # Probability that the other party (debtor, relative) speaks here; 0 without a role model.
+    other_party: float = 0.0
+
+    @property
+    def said_by_other_party(self) -> bool:
+        return self.other_party >= OTHER_PARTY_THRESHOLD
 
 
 @dataclass
@@ -395,6 +420,9 @@ class RuleDetector:
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
         self.threshold = threshold
         self.scorers: list[Scorer] = [LexiconScorer(self.lexicon), *extra_scorers]
+        # Who is speaking: the classifier's role head, when the classifier has one.
+        self.role = next((s.classifier for s in extra_scorers if isinstance(s, ClassifierScorer)
+                          and hasattr(s.classifier, "other_party_proba")), None)
         # Recorded in every report's provenance (and the resume key of batch).
         self.classifier_sha256: str | None = next(
             (s.classifier.meta["sha256"]["npz"] for s in extra_scorers if isinstance(s, ClassifierScorer)),
@@ -410,16 +438,34 @@ class RuleDetector:
             unwarned = self.lexicon.without_warnings(kept) if kept else kept
             out.append(replace(p, model_text=None if kept == p.text else kept,
                                warned_text=None if unwarned == kept else unwarned))
+        if self.role is not None and out:
+            # The whole segment, objections included: they are what marks the debtor.
+            probs = self.role.other_party_proba([p.text for p in out])
+            out = [p if p.hallucination or not p.text else replace(p, other_party=float(q))
+                   for p, q in zip(out, probs, strict=True)]
         return out
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
         prepared = self.prepare(segments)
-        candidates = [c for scorer in self.scorers for c in scorer.candidates(prepared)]
+        candidates = [_weigh_speaker(c, prepared)
+                      for scorer in self.scorers for c in scorer.candidates(prepared)]
         findings = fuse(candidates, self.threshold)
         # Segment.index is what reports show; positions were list offsets.
         for f in findings:
             f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
         return findings
+
+
+def _weigh_speaker(c: Candidate, prepared: Sequence[Prepared]) -> Candidate:
+    """The candidate weighed by who speaks in its least debtor-like segment."""
+    p = min(prepared[i].other_party for i in c.positions)
+    w = other_party_weight(p)
+    if w >= 1.0:
+        return c
+    return replace(
+        c, score=c.score * w, parts={k: v * w for k, v in c.parts.items()},
+        reasons=[*c.reasons, f"像是被催收的一方在说（概率 {p:.2f}）×{w:.2f}"],
+    )
 
 
 def build_detector(
@@ -476,6 +522,7 @@ class Explanation:
     findings: list[Finding]
     risk: Risk
     threshold: float
+    other_party: float | None = None  # the role head's probability; None without one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -488,6 +535,7 @@ class Explanation:
             "findings": [f.to_dict() for f in self.findings],
             "risk": {"score": self.risk.score, "level": self.risk.level},
             "threshold": self.threshold,
+            "other_party": self.other_party,
         }
 
     def render(self) -> str:
@@ -497,6 +545,13 @@ class Explanation:
             return "\n".join(lines)
         for c in self.corrections:
             lines.append(f"同音容错：“{c['heard']}”按“{c['word']}”理解（拼音差 {c['distance']}）")
+        if self.other_party is not None:
+            if self.other_party >= OTHER_PARTY_THRESHOLD:
+                w = other_party_weight(self.other_party)
+                lines.append(f"说话人：像是被催收的一方在说（概率 {self.other_party:.2f}，"
+                             f"从 {OTHER_PARTY_THRESHOLD:.2f} 起降权），命中的得分 ×{w:.2f}。")
+            else:
+                lines.append(f"说话人：按催收方的话判断（被催收一方在说的概率 {self.other_party:.2f}）。")
         if not self.hits:
             lines.append("未命中任何规则。")
         for h in self.hits:
@@ -527,7 +582,11 @@ def explain(
     hallucination = is_hallucination(text)
     match = lexicon.analyze(normalized, normalized=True, keep_suppressed=True)
     detector = detector if detector is not None else RuleDetector(lexicon, threshold)
-    findings = detector.detect([Segment(0, 0.0, 0.0, text)])
+    segment = Segment(0, 0.0, 0.0, text)
+    findings = detector.detect([segment])
+    other_party = None
+    if getattr(detector, "role", None) is not None and not hallucination:
+        other_party = detector.prepare([segment])[0].other_party
     return Explanation(
         text=text,
         normalized=normalized,
@@ -541,4 +600,5 @@ def explain(
         findings=findings,
         risk=risk_of(findings),
         threshold=threshold,
+        other_party=other_party,
     )

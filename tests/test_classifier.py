@@ -41,15 +41,20 @@ LAWFUL = ["您好，请问是张先生本人吗", "您的借款已经逾期三�
           "您的账单已经出了", "可以在官方APP里查看账单", "好的我记录一下您的还款时间"]
 
 
-def write_corpus(root, extra_lawful=()):
+# The other party speaking (lawful rows of kind "debtor"): what the speaker-role head learns.
+DEBTOR = ["我现在手头紧，下个月再还", "你们别再给我打电话了", "你这是在吓唬我吧", "我明天就去投诉",
+          "我已经还过一部分了", "求求你们宽限几天", "你们是不是骗子", "我没钱，爱怎么样怎么样"]
+
+
+def write_corpus(root, extra_lawful=(), debtor=()):
     root.mkdir(parents=True, exist_ok=True)
     for cat, lines in TINY.items():
         (root / f"{cat}.tsv").write_text(
             "text\tstyle\n" + "".join(f"{t}\tdirect\n" for t in lines), encoding="utf-8"
         )
-    rows = [*LAWFUL, *extra_lawful]
+    rows = [(t, "collector") for t in (*LAWFUL, *extra_lawful)] + [(t, "debtor") for t in debtor]
     (root / "lawful.tsv").write_text(
-        "text\tkind\n" + "".join(f"{t}\tcollector\n" for t in rows), encoding="utf-8"
+        "text\tkind\n" + "".join(f"{t}\t{k}\n" for t, k in rows), encoding="utf-8"
     )
     return root
 
@@ -107,7 +112,7 @@ def test_artifact_files_and_card(trained):
 
 
 def test_loaded_model_matches_sklearn(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus")
+    corpus = write_corpus(tmp_path / "corpus", debtor=DEBTOR)
     examples, _ = C.load_corpus(corpus)
     config = C.TrainConfig(seed=0)
     model = C.fit(examples, config)
@@ -124,6 +129,40 @@ def test_loaded_model_matches_sklearn(tmp_path):
     assert got.shape == (len(texts), 9)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert not np.allclose(got[0], got[1])  # not a constant model
+    role = clf.other_party_proba(texts)
+    np.testing.assert_allclose(role, model.role.predict_proba(model._matrix(texts))[:, 1],
+                               rtol=0, atol=1e-12)
+    assert role.std() > 0
+
+
+def test_role_head_learns_who_speaks(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", debtor=DEBTOR)
+    metrics = C.train(corpus, tmp_path / "m", seed=0)
+    clf = C.load_classifier(tmp_path / "m")
+    # Unseen lines: the debtor pleading and objecting vs the collector's demands.
+    debtor, collector = clf.other_party_proba(["求你们别再打电话了，我下个月一定还",
+                                               "今天不还钱我们就上门找你"])
+    assert debtor > collector
+    examples, _ = C.load_corpus(corpus)
+    assert sum(e.kind == "debtor" for e in examples) == len(DEBTOR)
+    _, held = C.split_holdout(examples, 0.2, seed=0)
+    assert metrics["other_party"]["support"] == sum(e.kind == "debtor" for e in held)
+    assert "Speaker-role head" in (tmp_path / "m" / C.CARD_NAME).read_text(encoding="utf-8")
+
+
+def test_without_debtor_rows_nobody_is_set_aside(trained):
+    clf = C.load_classifier(trained[1])  # the tiny corpus has no rows of kind "debtor"
+    assert (clf.other_party_proba(["你这是在威胁我吗", "我要去投诉你们"]) < 1e-6).all()
+
+
+def test_a_model_without_the_role_head_is_refused(trained, tmp_path):
+    model = copy_model(trained[1], tmp_path / "m")
+    with np.load(model / C.NPZ_NAME, allow_pickle=False) as z:
+        arrays = {n: z[n] for n in z.files if not n.startswith("role_")}
+    meta = json.loads((model / C.JSON_NAME).read_text(encoding="utf-8"))
+    C.save_artifact(model, {k: v for k, v in meta.items() if k != "sha256"}, arrays)
+    with pytest.raises(ModelError, match="callaudit train"):
+        C.load_classifier(model)
 
 
 def test_tampered_npz_is_refused(trained, tmp_path):
@@ -321,6 +360,16 @@ def test_shipped_model_reads_whisper_garbles(shipped):
     k = shipped.categories.index("sensitive_info")
     garbled = ["你手机刚收到一个六位验证马，马上念给我听", "你手機剛收到一個六位驗證碼，馬上念給我聽"]
     assert (shipped.predict_proba(garbled)[:, k] >= shipped.thresholds[k]).all()
+
+
+def test_shipped_role_head_tells_the_debtor_from_the_collector(shipped):
+    # Written for this test; not in corpus/.
+    debtor = ["我真的拿不出来，孩子住院把钱花光了，求你们宽限几天",
+              "你凭什么给我妈打电话？她什么都不知道",
+              "我上个月已经还了两千了，你们查一下记录再说"]
+    assert (shipped.other_party_proba(debtor) >= C.OTHER_PARTY_THRESHOLD).all()
+    collector = list(CLEAR.values()) + LAWFUL_CLEAR
+    assert (shipped.other_party_proba(collector) < C.OTHER_PARTY_THRESHOLD).all()
 
 
 def test_top_features_explain_with_words_from_the_text(shipped):

@@ -1,10 +1,12 @@
 """Lexicon + shipped classifier fused, as the pipeline runs them."""
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 
+from analyzer.classifier import OTHER_PARTY_THRESHOLD
 from analyzer.pipeline import Analyzer, AnalyzerOptions
 from analyzer.scoring import ClassifierScorer
 from analyzer.types import Segment
@@ -82,6 +84,39 @@ def test_provenance_names_the_shipped_classifier(fused):
 def test_a_debtor_quoting_the_caller_is_not_held_against_anyone(fused):
     # Neither the rules nor the model may flag the debtor's own objection.
     assert _detect(fused, "你是不是想说不还钱就要坐牢？你这分明是在吓唬我。") == []
+
+
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("昨天有个人打电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡", "false_legal"),
+        ("那个催收的骂我是废物，还说要天天打电话打到我崩溃", "insult"),
+        ("我爸都七十了，你们天天打电话给他，还说要上门找他，老人家吓坏了", "third_party"),
+    ],
+)
+def test_the_debtor_retelling_what_a_caller_said_is_weighed_down(fused, text, category):
+    # Written for this test. Without the speaker-role head these read as the caller's words.
+    without_role = copy.copy(fused)
+    without_role.role = None
+    assert category in {f.category for f in _detect(without_role, text)}
+    assert fused.prepare([Segment(0, 0.0, 2.5, text)])[0].said_by_other_party
+    assert _detect(fused, text) == []
+
+
+def test_the_collector_saying_it_is_still_found(fused):
+    text = "你再不还，我们就去你单位闹，把你欠钱的事告诉你所有同事"
+    assert not fused.prepare([Segment(0, 0.0, 2.5, text)])[0].said_by_other_party
+    assert _detect(fused, text)
+
+
+def test_explain_says_who_is_speaking():
+    analyzer = Analyzer()
+    debtor = analyzer.explain("那个催收的骂我是废物，还说要天天打电话打到我崩溃")
+    assert debtor.other_party is not None and debtor.other_party >= OTHER_PARTY_THRESHOLD
+    assert "像是被催收的一方在说" in debtor.render() and debtor.findings == []
+    collector = analyzer.explain("你这个废物，我天天打电话打到你崩溃")
+    assert collector.other_party < OTHER_PARTY_THRESHOLD and collector.findings
+    assert "按催收方的话判断" in collector.render()
 
 
 @pytest.mark.parametrize(

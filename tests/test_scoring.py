@@ -374,3 +374,14 @@ def test_explain_shows_the_finding_and_rule():
 def test_explain_reports_hallucinations():
     e = explain("请不吝点赞订阅转发打赏支持明镜与点点栏目")
     assert e.hallucination and e.findings == [] and "幻觉" in e.render()
+
+
+def test_other_party_weight_falls_from_one_to_the_floor():
+    from analyzer.classifier import OTHER_PARTY_THRESHOLD
+    from analyzer.scoring import OTHER_PARTY_FLOOR, other_party_weight
+
+    assert other_party_weight(0.0) == other_party_weight(OTHER_PARTY_THRESHOLD - 0.01) == 1.0
+    assert other_party_weight(1.0) == pytest.approx(OTHER_PARTY_FLOOR)
+    # Halfway between the threshold and certainty: halfway between 1 and the floor.
+    mid = (OTHER_PARTY_THRESHOLD + 1.0) / 2
+    assert other_party_weight(mid) == pytest.approx((1.0 + OTHER_PARTY_FLOOR) / 2)
