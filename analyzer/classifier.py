@@ -58,7 +58,10 @@ FORMAT_VERSION = 2  # 2: the speaker-role head (role_coef, role_intercept)
 JSON_NAME = "classifier.json"
 NPZ_NAME = "classifier.npz"
 CARD_NAME = "MODEL_CARD.md"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+# models/ beside the package in a checkout; inside it (analyzer/models) in an installed wheel.
+_CHECKOUT_MODELS = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL_DIR = (_CHECKOUT_MODELS if (_CHECKOUT_MODELS / JSON_NAME).is_file()
+                     else Path(__file__).resolve().parent / "models")
 RETRAIN = "请运行 `callaudit train` 重新训练模型"
 BLOCKS: tuple[str, ...] = ("word", "char", "pinyin")
 # lawful.tsv rows of this kind are the debtor (or a relative, a colleague) speaking: the
