@@ -1,0 +1,92 @@
+"""Add the turns of retired evaluation sets to the training corpus.
+
+A held-out set stops being blind once it has been measured many times; its turns, written by
+another author in another style, are then worth more as training data than as a test. Each
+collector turn goes to corpus/<category>.tsv for every label it carries (style "call"), a
+lawful collector turn to corpus/lawful.tsv (kind "call"), and every debtor / other-party turn
+to corpus/lawful.tsv (kind "debtor", what the speaker-role head learns from).
+
+Idempotent: rows whose text is a turn of the given sets are removed before the turns are
+added again, so a rerun never duplicates them (a turn whose text was edited since leaves its
+old row behind: remove it by hand).
+
+Usage (from the repository root), then `callaudit train`:
+    .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 eval/holdout4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND  # noqa: E402
+
+CALL_STYLE = "call"
+
+
+def clean(text: str) -> str:
+    """One TSV field: no tabs or line breaks."""
+    return " ".join(text.replace("\t", " ").split())
+
+
+def turn_rows(sets: list[Path]) -> dict[str, list[tuple[str, str]]]:
+    """corpus file stem -> (text, style/kind) rows from the sets' dialogues.yaml."""
+    rows: dict[str, list[tuple[str, str]]] = {c: [] for c in (*CATEGORY_IDS, LAWFUL)}
+    for folder in sets:
+        data = yaml.safe_load((folder / "dialogues.yaml").read_text(encoding="utf-8"))
+        for call in data["calls"]:
+            for turn in call["turns"]:
+                text = clean(turn["text"])
+                labels = turn.get("labels") or []
+                if turn["speaker"] != "collector":
+                    rows[LAWFUL].append((text, OTHER_PARTY_KIND))
+                elif not labels:
+                    rows[LAWFUL].append((text, CALL_STYLE))
+                for label in labels:
+                    if label not in CATEGORY_IDS:
+                        raise SystemExit(f"{folder}/dialogues.yaml {call['id']}: unknown label {label}")
+                    rows[label].append((text, CALL_STYLE))
+    return rows
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
+    """Rewrite each corpus file without the turns' texts, then with them; (removed, added)."""
+    texts = {t for items in rows.values() for t, _ in items}
+    counts = {}
+    for stem, items in rows.items():
+        path = corpus / f"{stem}.tsv"
+        header, *lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [ln for ln in lines if ln.split("\t", 1)[0].strip() not in texts]
+        added = list(dict.fromkeys(f"{t}\t{k}" for t, k in items))
+        write_atomic(path, "\n".join([header, *kept, *added]) + "\n")
+        counts[stem] = (len(lines) - len(kept), len(added))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("sets", nargs="+", type=Path, help="folders with a dialogues.yaml")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    args = ap.parse_args(argv)
+    for stem, (removed, added) in merge(args.corpus, turn_rows(args.sets)).items():
+        print(f"{stem}.tsv: {added} rows from the calls ({removed} replaced)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""scripts/calls_to_corpus.py: retired evaluation turns go to the right corpus files, once."""
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from analyzer import classifier as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("calls_to_corpus",
+                                                  ROOT / "scripts" / "calls_to_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _corpus(root: Path) -> Path:
+    root.mkdir()
+    for cat in C.CATEGORY_IDS:
+        (root / f"{cat}.tsv").write_text(f"text\tstyle\n老句子{cat}\tdirect\n", encoding="utf-8")
+    (root / "lawful.tsv").write_text("text\tkind\n您好，请问是本人吗\tservice\n", encoding="utf-8")
+    return root
+
+
+def _calls(folder: Path, threat_text: str) -> Path:
+    folder.mkdir()
+    turns = [
+        {"speaker": "collector", "text": threat_text, "labels": ["threat", "third_party"]},
+        {"speaker": "debtor", "text": "你们这是\t威胁我", "labels": []},
+        {"speaker": "collector", "text": "可以申请分期还款", "labels": []},
+    ]
+    data = {"calls": [{"id": "x01", "file": "a.mp3", "turns": turns}]}
+    (folder / "dialogues.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
+                                           encoding="utf-8")
+    return folder
+
+
+def rows(path: Path) -> list[list[str]]:
+    return [ln.split("\t") for ln in path.read_text(encoding="utf-8").splitlines()[1:]]
+
+
+def test_turns_go_where_their_labels_and_speakers_say(tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    calls = _calls(tmp_path / "set", "再不还就找人去你爸妈家")
+    assert _script().main([str(calls), "--corpus", str(corpus)]) == 0
+    for cat in ("threat", "third_party"):
+        assert ["再不还就找人去你爸妈家", "call"] in rows(corpus / f"{cat}.tsv")
+    assert ["再不还就找人去你爸妈家", "call"] not in rows(corpus / "insult.tsv")
+    lawful = rows(corpus / "lawful.tsv")
+    assert ["你们这是 威胁我", C.OTHER_PARTY_KIND] in lawful  # the tab cannot split the row
+    assert ["可以申请分期还款", "call"] in lawful
+    assert ["您好，请问是本人吗", "service"] in lawful  # the corpus's own rows stay
+    # The result is a corpus the trainer accepts, with the labels merged on one example.
+    examples, _ = C.load_corpus(corpus)
+    merged = [e for e in examples if e.text == "再不还就找人去你爸妈家"]
+    assert len(merged) == 1 and merged[0].labels == {"threat", "third_party"}
+
+
+def test_a_rerun_replaces_instead_of_duplicating(tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    calls = _calls(tmp_path / "set", "再不还就找人去你爸妈家")
+    script = _script()
+    script.main([str(calls), "--corpus", str(corpus)])
+    first = {p.name: p.read_text(encoding="utf-8") for p in corpus.iterdir()}
+    script.main([str(calls), "--corpus", str(corpus)])
+    assert {p.name: p.read_text(encoding="utf-8") for p in corpus.iterdir()} == first
