@@ -44,6 +44,12 @@ class AsrOptions:
     # N > 0: clips decoded N at a time (needs vad=True). 0: sequential decoding. Eight 12 s
     # clips at a time were slower on 2 cores and needed 1.6 GB (make bench at c829e5d).
     batch_size: int = 2
+    # Batched clips: the encoder reads each batch up to its longest clip, rounded up to a
+    # multiple of this many seconds, not Whisper's whole 30 s window (most clips are 10-15 s, and
+    # the encoder's time grows with its input). 0: always 30 s. Whisper base was trained on
+    # 30 s windows: cut to the clip itself (1 s steps) it read a screen's long calls worse
+    # (CER 0.176 vs 0.137); 10 s steps kept the CER (0.138) in 22 % less time.
+    window_step: float = 10.0
     language: str = "zh"
     vad: bool = True
     # Whisper's own rule for silence: both thresholds must be crossed to drop a segment.
@@ -247,9 +253,7 @@ class WhisperTranscriber:
         """Clips decoded batch_size at a time (BatchedInferencePipeline, one text per clip);
         a clip whose text stopped short is split at its middle pause and decoded again."""
         if self._pipeline is None:
-            from faster_whisper import BatchedInferencePipeline
-
-            self._pipeline = BatchedInferencePipeline(self._get_model())
+            self._pipeline = _pipeline(self._get_model(), self.options.window_step)
         o = self.options
         done: list = []
         while todo:
@@ -272,6 +276,30 @@ class WhisperTranscriber:
                     done += segs
             todo = retry
         return sorted(done, key=lambda s: s.start)
+
+
+def _pipeline(model, window_step: float):
+    """faster-whisper's BatchedInferencePipeline, its encoder input cut to window_step steps."""
+    from faster_whisper import BatchedInferencePipeline
+
+    step = round(window_step * model.frames_per_second)
+
+    class ShortWindows(BatchedInferencePipeline):
+        def generate_segment_batched(self, features, tokenizer, options):
+            return super().generate_segment_batched(
+                window_frames(features, step), tokenizer, options
+            )
+
+    return ShortWindows(model) if step > 0 else BatchedInferencePipeline(model)
+
+
+def window_frames(features: np.ndarray, step: int) -> np.ndarray:
+    """A batch of (batch, mels, frames) features, zero-padded by faster-whisper to 30 s, cut
+    after the last frame any clip uses, rounded up to a multiple of step frames."""
+    used = np.flatnonzero(np.any(features != 0.0, axis=(0, 1)))
+    last = int(used[-1]) + 1 if used.size else 1
+    frames = min(features.shape[-1], -(-last // step) * step)
+    return np.ascontiguousarray(features[..., :frames])
 
 
 Regions = list[tuple[float, float]]

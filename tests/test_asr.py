@@ -233,6 +233,52 @@ def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatc
     assert kw["without_timestamps"] is True and kw["batch_size"] == AsrOptions().batch_size
 
 
+def _padded(lengths: list[int], frames: int = 3000) -> np.ndarray:
+    """Features as faster-whisper stacks them: each clip's frames, then zeros to 30 s."""
+    rng = np.random.default_rng(0)
+    out = np.zeros((len(lengths), 80, frames), np.float32)
+    for i, n in enumerate(lengths):
+        out[i, :, :n] = rng.uniform(-1.0, 1.0, (80, n))
+    return out
+
+
+@pytest.mark.parametrize("lengths, step, frames", [
+    ([1234, 456], 1000, 2000),  # the longest clip decides, rounded up to 10 s
+    ([1000], 1000, 1000),  # exactly on a step
+    ([456], 100, 500),
+    ([2999, 10], 1000, 3000),  # never past Whisper's window
+    ([0], 1000, 1000),  # nothing but padding: one step
+])
+def test_window_cut_after_the_longest_clip(lengths, step, frames):
+    feats = _padded(lengths)
+    cut = asr.window_frames(feats, step)
+    assert cut.shape == (len(lengths), 80, frames)
+    np.testing.assert_array_equal(cut, feats[..., :frames])  # a cut, nothing moved
+    assert cut.flags["C_CONTIGUOUS"]
+
+
+def test_window_step_is_in_the_cache_key():
+    short = WhisperTranscriber(AsrOptions()).info.settings
+    whole = WhisperTranscriber(AsrOptions(window_step=0)).info.settings
+    assert short["window_step"] == AsrOptions().window_step > 0
+    assert whole["window_step"] == 0
+
+
+@pytest.mark.slow
+def test_batched_encoder_reads_only_the_clip_window(batched, speech, monkeypatch):
+    """With the real model: the encoder gets 10 s steps, not 30 s, and the text is still read."""
+    model = batched._get_model()
+    shapes: list = []
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda f: shapes.append(f.shape) or real(f))
+    batched._pipeline = None  # built again around the patched model
+    segments = batched.transcribe(speech[0], channel=None)
+    step = round(AsrOptions().window_step * model.frames_per_second)
+    assert shapes and all(s[-1] % step == 0 for s in shapes)
+    assert any(s[-1] < 3000 for s in shapes)
+    _check_segments(segments, speech, channel=None, tolerance=1.0)
+
+
 def test_segments_assigned_to_their_clip():
     clips = [[(1.0, 3.0)], [(5.0, 9.0)], [(9.6, 12.0)]]
     segs = [_seg(0.99, 2.9, "a"), _seg(4.99, 7.0, "b"), _seg(7.0, 9.0, "c"), _seg(9.59, 12.0, "d")]
