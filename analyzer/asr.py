@@ -88,9 +88,10 @@ class Transcriber(Protocol):
 # gap is short, at most CLIP_SECONDS); a text far too short for the speech under it is decoded
 # again in smaller clips (Whisper sometimes stops after the first sentence of a window, at a
 # change of voice, and skips the rest); and long segments are cut into sentences at the pauses.
-# Clips near Whisper's 30 s window cost one encoder pass each (a 12 s clip is padded to 30 s
-# all the same); cutting only at pauses over a second kept sentences whole: on the bench's
-# long calls this read better than plain faster-whisper (CER 0.14 vs 0.19, 1.11x its time).
+# Cutting only at pauses over a second keeps sentences whole: on the bench's long calls this
+# reads better than plain faster-whisper (CER 0.14 vs 0.19). Clips average 12 s there; the
+# encoder reads them in 10 s steps (AsrOptions.window_step), not padded to 30 s, which brought
+# the long calls from 1.11x plain's time to 0.87x (make bench at b67e38d and 10a023e).
 REGION_SECONDS = 12.0
 CLIP_SECONDS = 28.0
 CLIP_JOIN_GAP = 1.0
