@@ -49,6 +49,10 @@ PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".f
 _SAVE_EVERY = 5.0
 # Longest single sleep, so a stop request is seen promptly without busy polling.
 _WAKE = 0.2
+# A file that could not be read (permissions, a phone's storage unmounted under it) is tried
+# again after this many seconds: fixing permissions does not change the file's mtime, so
+# waiting for a change would wait forever.
+RETRY_UNREADABLE = 60.0
 
 
 @dataclass
@@ -170,9 +174,11 @@ class _Watcher:
             if key not in seen:
                 del self.pending[key]
         ready = []
+        wall = time.time()
         for key, (path, size, mtime) in seen.items():
             entry = self.files.get(key)
-            if entry and entry.get("size") == size and entry.get("mtime_ns") == mtime:
+            if (entry and entry.get("size") == size and entry.get("mtime_ns") == mtime
+                    and not (entry.get("retry_at") and wall >= entry["retry_at"])):
                 self.pending.pop(key, None)
                 continue
             first = self.pending.get(key)
@@ -234,7 +240,7 @@ class _Watcher:
             self.pending.pop(key, None)
             return None
         except OSError as e:
-            return self.record(key, path, size, mtime, None, "error",
+            return self.record(key, path, size, mtime, None, "error", retry=True,
                                reason=f"无法读取（{e.strerror or e}），请检查文件权限")
         if (st.st_size, st.st_mtime_ns) != (size, mtime):  # changed while hashing
             self.pending[key] = (st.st_size, st.st_mtime_ns, time.monotonic())
@@ -287,8 +293,11 @@ class _Watcher:
             ) from e
 
     def record(self, key, path, size, mtime, sha, status, *, report=None, reason=None,
-               findings=0, risk=None) -> str:
-        """Remember the outcome, say it in one line, tell on_event."""
+               findings=0, risk=None, retry=False) -> str:
+        """Remember the outcome, say it in one line, tell on_event. retry: try again after
+        RETRY_UNREADABLE seconds, and say nothing while the same error repeats."""
+        old = self.files.get(key) or {}
+        repeated = retry and old.get("status") == status and old.get("reason") == reason
         self.files[key] = {
             "size": size,
             "mtime_ns": mtime,
@@ -297,13 +306,19 @@ class _Watcher:
             "report": report.relative_to(self.out).as_posix() if report else None,
             "reason": reason,
         }
+        if retry:
+            self.files[key]["retry_at"] = time.time() + RETRY_UNREADABLE
         self.dirty = True
+        if repeated:
+            return status
         if time.monotonic() - self.saved_at >= _SAVE_EVERY:
             self.save()
         if status == "ok":
             said = (f"发现 {findings} 处违规（风险 {RISK_LEVEL_ZH.get(risk, risk)}）"
                     if findings else "未发现违规")
             self.say(f"{key}：{said}，报告 {report}")
+        elif status == "error" and retry:
+            self.say(f"{key}：{reason}；稍后自动重试")
         elif status == "error":
             self.say(f"{key}：无法分析，已跳过（{reason}）；文件有变化时会重新分析")
         elif status == "skipped":
@@ -364,6 +379,7 @@ def _valid_entry(v: Any) -> bool:
         and isinstance(v.get("mtime_ns"), int)
         and v.get("status") in ("ok", "error", "skipped")
         and (v.get("sha256") is None or isinstance(v.get("sha256"), str))
+        and isinstance(v.get("retry_at", 0.0), int | float)
     )
 
 

@@ -291,6 +291,38 @@ def test_bad_files_are_reported_once_and_skipped(tmp_path, capsys):
     assert [e.status for e in events] == ["ok"]
 
 
+def test_unreadable_file_is_tried_again_once_it_can_be_read(tmp_path, capsys, monkeypatch):
+    # Permissions fixed with chmod do not change a file's mtime: waiting for a change would
+    # wait forever. (Tests may run as root, where chmod 000 still reads: the read fails here.)
+    import analyzer.watch as w
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    wav(root / "locked.wav")
+    readable = threading.Event()
+    real = w.sha256_file
+
+    def sha256_file(path):
+        if not readable.is_set():
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(w, "sha256_file", sha256_file)
+    monkeypatch.setattr(w, "RETRY_UNREADABLE", 0.3)
+    analyzer = FakeAnalyzer()
+    bg = Background(root, out, analyzer, settle=SETTLE, poll=POLL)
+    assert wait_for(lambda: [e.status for e in bg.events] == ["error"])
+    time.sleep(1.5)  # several retries, all failing
+    assert analyzer.names() == []
+    readable.set()
+    assert wait_for(lambda: [e.status for e in bg.events] == ["error", "ok"])
+    bg.stop()
+    assert analyzer.names() == ["locked.wav"]
+    said = [line for line in capsys.readouterr().err.splitlines() if "locked.wav" in line]
+    assert len([line for line in said if "无法读取" in line]) == 1  # said once, not per retry
+    assert "稍后自动重试" in said[0]
+    assert "retry_at" not in state(out)["locked.wav"]
+
+
 def test_model_error_stops_the_watcher_without_blaming_the_file(tmp_path):
     root, out = tmp_path / "in", tmp_path / "out"
     wav(root / "a.wav")
