@@ -17,9 +17,8 @@ Usage (from the repository root), then `callaudit train`:
 from __future__ import annotations
 
 import argparse
-import os
+import stat
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND  # noqa: E402
+from analyzer.fileio import atomic_write_text  # noqa: E402
 
 CALL_STYLE = "call"
 
@@ -57,13 +57,6 @@ def turn_rows(sets: list[Path]) -> dict[str, list[tuple[str, str]]]:
     return rows
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
     """Rewrite each corpus file without the turns' texts, then with them; (removed, added)."""
     texts = {t for items in rows.values() for t, _ in items}
@@ -73,7 +66,9 @@ def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tup
         header, *lines = path.read_text(encoding="utf-8").splitlines()
         kept = [ln for ln in lines if ln.split("\t", 1)[0].strip() not in texts]
         added = list(dict.fromkeys(f"{t}\t{k}" for t, k in items))
-        write_atomic(path, "\n".join([header, *kept, *added]) + "\n")
+        # Keep the file's permissions (an atomic write's temporary file is private).
+        atomic_write_text(path, "\n".join([header, *kept, *added]) + "\n",
+                          mode=stat.S_IMODE(path.stat().st_mode))
         counts[stem] = (len(lines) - len(kept), len(added))
     return counts
 

@@ -60,6 +60,14 @@ def test_turns_go_where_their_labels_and_speakers_say(tmp_path):
     assert len(merged) == 1 and merged[0].labels == {"threat", "third_party"}
 
 
+def test_corpus_files_keep_their_permissions(tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    for p in corpus.iterdir():
+        p.chmod(0o644)
+    _script().main([str(_calls(tmp_path / "set", "再不还就找人去你爸妈家")), "--corpus", str(corpus)])
+    assert {oct(p.stat().st_mode & 0o777) for p in corpus.iterdir()} == {"0o644"}
+
+
 def test_a_rerun_replaces_instead_of_duplicating(tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     calls = _calls(tmp_path / "set", "再不还就找人去你爸妈家")
