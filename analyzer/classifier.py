@@ -229,6 +229,8 @@ class Classifier:
             self._names.extend(f"{block}:{t}" for t in terms)
             offset += len(terms)
         self._featurizer = featurizer or default_featurizer()
+        # The role head and the category heads read the same segment texts: featurize once.
+        self._vector = lru_cache(maxsize=4096)(self._vector)
 
     @property
     def name(self) -> str:
@@ -251,15 +253,22 @@ class Classifier:
             idx_parts.append(idx + self._offset[block])
             val_parts.append(val)
         if not idx_parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return np.concatenate(idx_parts), np.concatenate(val_parts)
+            idx, val = np.zeros(0, dtype=np.int64), np.zeros(0)
+        else:
+            idx, val = np.concatenate(idx_parts), np.concatenate(val_parts)
+        idx.flags.writeable = val.flags.writeable = False  # cached: shared by every caller
+        return idx, val
 
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), len(self.categories)))
+    def _linear(self, texts: Sequence[str], coef: np.ndarray, intercept) -> np.ndarray:
+        """coef . x + intercept for each text's tf-idf row x (coef: (k, n) or (n,))."""
+        out = np.empty((len(texts), *coef.shape[:-1]))
         for i, text in enumerate(texts):
             idx, val = self._vector(text)
-            out[i] = self._coef[:, idx] @ val + self._intercept
+            out[i] = coef[..., idx] @ val + intercept
         return out
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        return self._linear(texts, self._coef, self._intercept)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 9) probabilities, columns in CATEGORY_IDS order."""
@@ -272,11 +281,7 @@ class Classifier:
         retelling what another caller said), not the collector."""
         if isinstance(texts, str):
             raise TypeError("other_party_proba expects a sequence of texts, not one string")
-        z = np.empty(len(texts))
-        for i, text in enumerate(texts):
-            idx, val = self._vector(text)
-            z[i] = self._role_coef[idx] @ val + self._role_intercept
-        return _sigmoid(z)
+        return _sigmoid(self._linear(texts, self._role_coef, self._role_intercept))
 
     def flags(self, proba: np.ndarray) -> np.ndarray:
         """Boolean (n, 9): probability at or above each category's threshold."""
