@@ -47,8 +47,8 @@ class AsrOptions:
     # Batched clips: the encoder reads each batch up to its longest clip, rounded up to a
     # multiple of this many seconds, not Whisper's whole 30 s window (most clips are 10-15 s, and
     # the encoder's time grows with its input). 0: always 30 s. Whisper base was trained on
-    # 30 s windows: cut to the clip itself (1 s steps) it read a screen's long calls worse
-    # (CER 0.176 vs 0.137); 10 s steps kept the CER (0.138) in 22 % less time.
+    # 30 s windows: cut to the clip itself it read worse in a quick run; in 10 s steps calls
+    # read as well (make bench), single short sentences worse (make eval, part d: see README).
     window_step: float = 10.0
     language: str = "zh"
     vad: bool = True
