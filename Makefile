@@ -58,6 +58,7 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout4/dialogues.yaml eval/holdout4/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout5/dialogues.yaml eval/holdout5/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout6/dialogues.yaml eval/holdout6/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout7/dialogues.yaml eval/holdout7/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

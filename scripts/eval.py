@@ -67,12 +67,13 @@ CALL_SETS = {
     "holdout4": (ROOT / "eval" / "holdout4", RETIRED),
     "holdout5": (ROOT / "eval" / "holdout5", "fifth held-out"),
     "holdout6": (ROOT / "eval" / "holdout6", "sixth held-out"),
+    "holdout7": (ROOT / "eval" / "holdout7", "seventh held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
 DEFAULT_CALL_SETS = "holdout5,holdout6,calls"
 # Sets whose misses and false alarms are never printed, only counted.
-BLIND_ROLES = frozenset({"fifth held-out", "sixth held-out"})
+BLIND_ROLES = frozenset({"fifth held-out", "sixth held-out", "seventh held-out"})
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}

@@ -29,9 +29,10 @@ HOLDOUT3 = ROOT / "eval" / "holdout3"
 HOLDOUT4 = ROOT / "eval" / "holdout4"
 HOLDOUT5 = ROOT / "eval" / "holdout5"
 HOLDOUT6 = ROOT / "eval" / "holdout6"
+HOLDOUT7 = ROOT / "eval" / "holdout7"
 SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
         "holdout3": HOLDOUT3, "holdout4": HOLDOUT4, "holdout5": HOLDOUT5,
-        "holdout6": HOLDOUT6}
+        "holdout6": HOLDOUT6, "holdout7": HOLDOUT7}
 
 
 def load_labels(folder: Path) -> dict:
@@ -153,7 +154,8 @@ def test_stereo_sample_keeps_one_party_per_channel():
 @pytest.mark.parametrize(
     ("name", "per_category", "lawful_calls"),
     [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6),
-     ("holdout4", 2, 6), ("holdout5", 3, 6), ("holdout6", 3, 6)],
+     ("holdout4", 2, 6), ("holdout5", 3, 6), ("holdout6", 3, 6),
+     ("holdout7", 3, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -236,3 +238,4 @@ def test_retired_sets_are_in_the_training_corpus_whole(name):
     corpus = corpus_text()
     missing = {x for x in sentences(SETS[name]) if x not in corpus}
     assert not missing, missing
+
