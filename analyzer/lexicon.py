@@ -726,7 +726,16 @@ class Lexicon:
                 continue
             if best is None or pos + len(neg) > best[0]:
                 best = (pos + len(neg), neg)
-        return best[1] if best else None
+        if best:
+            return best[1]
+        # A negator the hit begins inside: "不" + "会去你单位" is "不会去你单位".
+        for neg in self.common.negators:
+            for k in range(1, len(neg)):
+                if (start - k >= clause_start and text.startswith(neg, start - k)
+                        and not any(text.startswith(x, start - k)
+                                    for x in self.common.negator_exceptions)):
+                    return neg
+        return None
 
     # ----------------------------------------------------------------- context
 

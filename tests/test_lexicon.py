@@ -311,6 +311,39 @@ def test_negation_cancels_a_hit(small):
     assert small.match("你不会还的话我们就去你家") != []
 
 
+def test_negation_reaches_a_hit_that_begins_inside_the_negator(small):
+    # "不会" + "去你家": the term starts with the negator's second character.
+    assert small.match("我们不会去你家") == []
+    assert small.match("我们这边不去你家") != []  # 不 alone is not a negator here
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("我们这边不会去你单位,也不会联系你家里人和同事.", "third_party"),
+        ("欠钱本身不构成坐牢的理由,也牵扯不到您家里人.", "false_legal"),
+        ("平台最多是依法起诉,不存在因为欠款上门抓人的说法.", "false_legal"),
+        ("如果判决生效后您没有按判决还款,银行可以申请强制执行,冻结您名下的财产.", "false_legal"),
+        ("只有在判决生效、您拒不履行的情形下,法院才可能把人纳入失信被执行人名单.", "false_legal"),
+        ("任何人向您要验证码、密码,让您刷脸或者共享屏幕,都不要配合.", "sensitive_info"),
+    ],
+)
+def test_truthful_process_denials_and_warnings_do_not_count(text, category):
+    assert category not in {h.category for h in default_lexicon().match(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("再不还钱我们就会去你单位找你领导.", "third_party"),
+        ("今天不还钱,明天就冻结你所有银行卡,等着坐牢吧.", "false_legal"),
+        ("你把验证码念一下,谁问你都别管,先给我.", "sensitive_info"),
+    ],
+)
+def test_the_same_words_as_threats_or_requests_still_count(text, category):
+    assert category in {h.category for h in default_lexicon().match(text)}
+
+
 def test_exclusion_overlapping_the_hit_suppresses_it(small):
     m = small.analyze("不要把验证码告诉任何人", keep_suppressed=True)
     assert [h.rule_id for h in m.hits] == ["sensitive_info.code"]
