@@ -6,6 +6,9 @@ collector turn goes to corpus/<category>.tsv for every label it carries (style "
 lawful collector turn to corpus/lawful.tsv (kind "call"), and every debtor / other-party turn
 to corpus/lawful.tsv (kind "debtor", what the speaker-role head learns from).
 
+A sentence that contains one of another call set's (samples/ and the eval/* sets not being
+added, or --protect) is left out of its turn's row, so no evaluation text reaches training.
+
 Idempotent: rows whose text is a turn of the given sets are removed before the turns are
 added again, so a rerun never duplicates them (a turn whose text was edited since leaves its
 old row behind: remove it by hand).
@@ -17,6 +20,7 @@ Usage (from the repository root), then `callaudit train`:
 from __future__ import annotations
 
 import argparse
+import re
 import stat
 import sys
 from pathlib import Path
@@ -37,14 +41,55 @@ def clean(text: str) -> str:
     return " ".join(text.replace("\t", " ").split())
 
 
-def turn_rows(sets: list[Path]) -> dict[str, list[tuple[str, str]]]:
+def _sentences(text: str) -> list[str]:
+    return [x for x in re.split(r"(?<=[。！？!?])", text) if x.strip()]
+
+
+def _key(sentence: str) -> str:
+    """A sentence as the leak tests compare it: no punctuation inside, no spaces."""
+    return re.sub(r"[，、：；,\s。！？!?]", "", sentence)
+
+
+def protected_sentences(folders: list[Path]) -> set[str]:
+    """Sentences (6+ characters) of the sets that must stay out of training."""
+    out = set()
+    for folder in folders:
+        for call in _load(folder)["calls"]:
+            for turn in call["turns"]:
+                out |= {k for x in _sentences(turn["text"]) if len(k := _key(x)) >= 6}
+    return out
+
+
+def without_protected(text: str, protected: set[str]) -> str:
+    """The turn less any sentence that contains a protected one (two sets' authors can hit on
+    the same short phrase; a blind set's words must not reach the corpus)."""
+    return "".join(x for x in _sentences(text) if not any(p in _key(x) for p in protected)).strip()
+
+
+def _load(folder: Path) -> dict:
+    return yaml.safe_load((folder / "dialogues.yaml").read_text(encoding="utf-8"))
+
+
+def default_protected(sets: list[Path]) -> list[Path]:
+    """samples/ and every eval/* set not being added now."""
+    adding = {s.resolve() for s in sets}
+    folders = [ROOT / "samples", *sorted((ROOT / "eval").glob("*/"))]
+    return [f for f in folders if (f / "dialogues.yaml").is_file() and f.resolve() not in adding]
+
+
+def turn_rows(sets: list[Path], protected: set[str] | None = None
+              ) -> dict[str, list[tuple[str, str]]]:
     """corpus file stem -> (text, style/kind) rows from the sets' dialogues.yaml."""
     rows: dict[str, list[tuple[str, str]]] = {c: [] for c in (*CATEGORY_IDS, LAWFUL)}
     for folder in sets:
-        data = yaml.safe_load((folder / "dialogues.yaml").read_text(encoding="utf-8"))
+        data = _load(folder)
         for call in data["calls"]:
             for turn in call["turns"]:
                 text = clean(turn["text"])
+                if protected:
+                    text = without_protected(text, protected)
+                    if not text:
+                        continue
                 labels = turn.get("labels") or []
                 if turn["speaker"] != "collector":
                     rows[LAWFUL].append((text, OTHER_PARTY_KIND))
@@ -77,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sets", nargs="+", type=Path, help="folders with a dialogues.yaml")
     ap.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    ap.add_argument("--protect", type=Path, nargs="*", default=None,
+                    help="sets whose sentences must not reach the corpus "
+                         "(default: samples/ and every eval/* set not being added)")
     args = ap.parse_args(argv)
-    for stem, (removed, added) in merge(args.corpus, turn_rows(args.sets)).items():
+    protect = default_protected(args.sets) if args.protect is None else args.protect
+    for stem, (removed, added) in merge(args.corpus,
+                                        turn_rows(args.sets, protected_sentences(protect))).items():
         print(f"{stem}.tsv: {added} rows from the calls ({removed} replaced)")
     return 0
 

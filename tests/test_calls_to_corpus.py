@@ -76,3 +76,16 @@ def test_a_rerun_replaces_instead_of_duplicating(tmp_path):
     first = {p.name: p.read_text(encoding="utf-8") for p in corpus.iterdir()}
     script.main([str(calls), "--corpus", str(corpus)])
     assert {p.name: p.read_text(encoding="utf-8") for p in corpus.iterdir()} == first
+
+
+def test_sentences_of_protected_sets_stay_out(tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    calls = _calls(tmp_path / "set", "没啥意思就是提个醒。再不还就找人去你爸妈家。")
+    blind = _calls(tmp_path / "blind", "没啥意思，就是提个醒！")
+    assert _script().main([str(calls), "--corpus", str(corpus), "--protect", str(blind)]) == 0
+    threat = [r[0] for r in rows(corpus / "threat.tsv")]
+    assert "再不还就找人去你爸妈家。" in threat
+    assert not any("提个醒" in t for t in threat)
+    # Without protection the whole turn goes in.
+    assert _script().main([str(calls), "--corpus", str(corpus), "--protect"]) == 0
+    assert "没啥意思就是提个醒。再不还就找人去你爸妈家。" in [r[0] for r in rows(corpus / "threat.tsv")]
