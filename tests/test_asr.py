@@ -209,11 +209,7 @@ def test_clip_cut_short_is_split_and_decoded_again():
     seen: list = []
     t._pipeline = _FakePipeline(seen)
     out = t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), clips)
-    # Each clip takes in up to CLIP_PAD_SECONDS around it, never past half the pause to its
-    # neighbour: the halves of a split clip meet in the middle of the pause between them.
-    pad = asr.CLIP_PAD_SECONDS
-    assert pad > 0.1
-    assert seen == [[(0.0, 8.0 + pad), (20.0 - pad, 23.0 + pad)], [(0.0, 4.1), (4.1, 8.0 + pad)]]
+    assert seen == [[(0.0, 8.0), (20.0, 23.0)], [(0.0, 4.0), (4.2, 8.0)]]
     assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话", "第20秒说了一句完整的话"]
 
 
@@ -231,8 +227,7 @@ def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatc
     t._pipeline = fake
     t.transcribe(np.zeros(15 * SAMPLE_RATE, np.float32), channel=None)
     # 4.0 -> 6.0 is a pause of 2 s: two clips, each short enough for the fake to read whole.
-    pad = asr.CLIP_PAD_SECONDS
-    assert seen == [[(0.5 - pad, 4.0 + pad), (6.0 - pad, 10.0 + pad)]]
+    assert seen == [[(0.5, 4.0), (6.0, 10.0)]]
     (kw,) = kwargs
     assert kw["hotwords"] == "验证码、通讯录。" and kw["initial_prompt"] == asr.INITIAL_PROMPT
     assert kw["without_timestamps"] is True and kw["batch_size"] == AsrOptions().batch_size
@@ -249,11 +244,10 @@ def _padded(lengths: list[int], frames: int = 3000) -> np.ndarray:
 
 @pytest.mark.parametrize("lengths, step, frames", [
     ([1234, 456], 1000, 2000),  # the longest clip decides, rounded up to 10 s
-    ([2000], 1000, 2000),  # exactly on a step
+    ([1000], 1000, 1000),  # exactly on a step
     ([456], 100, 500),
     ([2999, 10], 1000, 3000),  # never past Whisper's window
-    ([1000, 456], 1000, 3000),  # all within one step (short sentences): the whole window
-    ([0], 1000, 3000),  # nothing but padding: the whole window
+    ([0], 1000, 1000),  # nothing but padding: one step
 ])
 def test_window_cut_after_the_longest_clip(lengths, step, frames):
     feats = _padded(lengths)
@@ -285,26 +279,6 @@ def test_batched_encoder_reads_only_the_clip_window(batched, speech, monkeypatch
     _check_segments(segments, speech, channel=None, tolerance=1.0)
 
 
-def test_clip_spans_stay_inside_their_limits():
-    clips = [[(0.2, 3.0)], [(3.3, 9.0)], [(20.0, 25.0), (25.5, 29.9)]]
-    limits = asr._limits(clips, 0.0, 30.0)
-    assert limits == [(0.0, 3.15), (3.15, 14.5), (14.5, 30.0)]
-    spans = [asr._span(c, lim, pad=0.5) for c, lim in zip(clips, limits, strict=True)]
-    assert spans == [{"start": 0.0, "end": 3.15}, {"start": 3.15, "end": 9.5},
-                     {"start": 19.5, "end": 30.0}]
-    # A clip is never cut: a limit inside its speech leaves the speech whole.
-    assert asr._span([(2.0, 5.0)], (3.0, 4.0), pad=0.5) == {"start": 2.0, "end": 5.0}
-
-
-def test_repair_keeps_clips_inside_the_segment():
-    t = WhisperTranscriber(AsrOptions())
-    seen: list = []
-    t._pipeline = _FakePipeline(seen)
-    t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), [[(5.0, 7.0)], [(8.0, 9.5)]],
-                    within=(4.8, 9.7))
-    assert seen == [[(4.8, 7.5), (7.5, 9.7)]]
-
-
 def test_segments_assigned_to_their_clip():
     clips = [[(1.0, 3.0)], [(5.0, 9.0)], [(9.6, 12.0)]]
     segs = [_seg(0.99, 2.9, "a"), _seg(4.99, 7.0, "b"), _seg(7.0, 9.0, "c"), _seg(9.59, 12.0, "d")]
@@ -326,9 +300,7 @@ def test_segment_with_skipped_speech_is_decoded_again():
     out = t._repair(np.zeros(50 * SAMPLE_RATE, np.float32), [skipped, fine], regions + [(40, 44)])
     # Only the short segment, as clips; the fake stops short on the long clip again, which
     # is split at its pause.
-    # Clips take in up to 0.5 s around them (inside the segment, halfway to a neighbour).
-    assert asr.CLIP_PAD_SECONDS == 0.5
-    assert seen == [[(0.5, 5.1), (19.5, 27.5)], [(19.5, 24.1), (24.1, 27.5)]]
+    assert seen == [[(0.5, 4.6), (20.0, 27.0)], [(20.0, 24.0), (24.2, 27.0)]]
     texts = [s.text for s in out]
     assert texts == ["第0秒说了一句完整的话", "第20秒说了一句完整的话", "第24秒说了一句完整的话", fine.text]
 
