@@ -13,8 +13,11 @@ Idempotent: rows whose text is a turn of the given sets are removed before the t
 added again, so a rerun never duplicates them (a turn whose text was edited since leaves its
 old row behind: remove it by hand).
 
-Usage (from the repository root), then `callaudit train`:
-    .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 eval/holdout4
+Usage (from the repository root), then `callaudit train`; name every set that is training
+data (the retired held-out sets and corpus/calls/*), or the default protection, which covers
+every other eval/* set, trims a retired set's rows that share a sentence with another one:
+    .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 \
+        eval/holdout4 eval/holdout5 corpus/calls/*/
 """
 
 from __future__ import annotations
