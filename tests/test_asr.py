@@ -209,7 +209,11 @@ def test_clip_cut_short_is_split_and_decoded_again():
     seen: list = []
     t._pipeline = _FakePipeline(seen)
     out = t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), clips)
-    assert seen == [[(0.0, 8.0), (20.0, 23.0)], [(0.0, 4.0), (4.2, 8.0)]]
+    # Each clip takes in up to CLIP_PAD_SECONDS around it, never past half the pause to its
+    # neighbour: the halves of a split clip meet in the middle of the pause between them.
+    pad = asr.CLIP_PAD_SECONDS
+    assert pad > 0.1
+    assert seen == [[(0.0, 8.0 + pad), (20.0 - pad, 23.0 + pad)], [(0.0, 4.1), (4.1, 8.0 + pad)]]
     assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话", "第20秒说了一句完整的话"]
 
 
@@ -227,11 +231,39 @@ def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatc
     t._pipeline = fake
     t.transcribe(np.zeros(15 * SAMPLE_RATE, np.float32), channel=None)
     # 4.0 -> 6.0 is a pause of 2 s: two clips, each short enough for the fake to read whole.
-    assert seen == [[(0.5, 4.0), (6.0, 10.0)]]
+    pad = asr.CLIP_PAD_SECONDS
+    assert seen == [[(0.5 - pad, 4.0 + pad), (6.0 - pad, 10.0 + pad)]]
     (kw,) = kwargs
     assert kw["hotwords"] == "验证码、通讯录。" and kw["initial_prompt"] == asr.INITIAL_PROMPT
     assert kw["without_timestamps"] is True and kw["batch_size"] == AsrOptions().batch_size
 
+
+
+@pytest.mark.parametrize("regions, whole", [
+    ([(0.5, 2.0), (2.4, 4.0)], True),  # one clip (pause under 1 s): nothing to batch with
+    ([(0.5, 2.0), (6.0, 7.5)], False),  # two clips: the stepped window
+])
+def test_recording_of_one_clip_keeps_the_whole_window(regions, whole, monkeypatch):
+    t = WhisperTranscriber(AsrOptions())
+    monkeypatch.setattr(asr, "speech_regions", lambda audio: regions)
+    stepped: list = []
+    full: list = []
+    t._pipeline = _FakePipeline(stepped)
+    t._whole_pipeline = _FakePipeline(full)
+    out = t.transcribe(np.zeros(10 * SAMPLE_RATE, np.float32), channel=None)
+    assert out
+    assert (len(full), len(stepped)) == ((1, 0) if whole else (0, 1))
+
+
+def test_whole_window_pipeline_reads_30_seconds():
+    """The pipeline a one-clip recording uses does not cut the encoder input."""
+    from faster_whisper import BatchedInferencePipeline
+
+    class _Model:
+        frames_per_second = 100
+
+    assert type(asr._pipeline(_Model(), 0.0)) is BatchedInferencePipeline
+    assert type(asr._pipeline(_Model(), 10.0)) is not BatchedInferencePipeline
 
 def _padded(lengths: list[int], frames: int = 3000) -> np.ndarray:
     """Features as faster-whisper stacks them: each clip's frames, then zeros to 30 s."""
@@ -266,17 +298,46 @@ def test_window_step_is_in_the_cache_key():
 
 @pytest.mark.slow
 def test_batched_encoder_reads_only_the_clip_window(batched, speech, monkeypatch):
-    """With the real model: the encoder gets 10 s steps, not 30 s, and the text is still read."""
+    """With the real model: a recording of several clips reaches the encoder in 10 s steps, not
+    30 s; a recording that is one clip (two turns, a short pause) keeps the whole window. The
+    text is read either way."""
     model = batched._get_model()
     shapes: list = []
     real = model.encode
     monkeypatch.setattr(model, "encode", lambda f: shapes.append(f.shape) or real(f))
-    batched._pipeline = None  # built again around the patched model
+    batched._pipeline = batched._whole_pipeline = None  # built again around the patched model
     segments = batched.transcribe(speech[0], channel=None)
-    step = round(AsrOptions().window_step * model.frames_per_second)
-    assert shapes and all(s[-1] % step == 0 for s in shapes)
-    assert any(s[-1] < 3000 for s in shapes)
+    assert shapes and all(s[-1] == 3000 for s in shapes)
     _check_segments(segments, speech, channel=None, tolerance=1.0)
+
+    shapes.clear()
+    # The same turns twice, 2 s of silence between (over CLIP_JOIN_GAP): two clips.
+    gap = np.zeros(2 * SAMPLE_RATE, np.float32)
+    twice = batched.transcribe(np.concatenate([speech[0], gap, speech[0]]), channel=None)
+    step = round(AsrOptions().window_step * model.frames_per_second)
+    assert shapes and all(s[-1] % step == 0 and s[-1] < 3000 for s in shapes)
+    text = "".join(s.text for s in twice)
+    assert _cer(speech[1] * 2, text) < 0.35, text
+
+
+def test_clip_spans_stay_inside_their_limits():
+    clips = [[(0.2, 3.0)], [(3.3, 9.0)], [(20.0, 25.0), (25.5, 29.9)]]
+    limits = asr._limits(clips, 0.0, 30.0)
+    assert limits == [(0.0, 3.15), (3.15, 14.5), (14.5, 30.0)]
+    spans = [asr._span(c, lim, pad=0.5) for c, lim in zip(clips, limits, strict=True)]
+    assert spans == [{"start": 0.0, "end": 3.15}, {"start": 3.15, "end": 9.5},
+                     {"start": 19.5, "end": 30.0}]
+    # A clip is never cut: a limit inside its speech leaves the speech whole.
+    assert asr._span([(2.0, 5.0)], (3.0, 4.0), pad=0.5) == {"start": 2.0, "end": 5.0}
+
+
+def test_repair_keeps_clips_inside_the_segment():
+    t = WhisperTranscriber(AsrOptions())
+    seen: list = []
+    t._pipeline = _FakePipeline(seen)
+    t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), [[(5.0, 7.0)], [(8.0, 9.5)]],
+                    within=(4.8, 9.7))
+    assert seen == [[(4.8, 7.5), (7.5, 9.7)]]
 
 
 def test_segments_assigned_to_their_clip():
@@ -300,7 +361,9 @@ def test_segment_with_skipped_speech_is_decoded_again():
     out = t._repair(np.zeros(50 * SAMPLE_RATE, np.float32), [skipped, fine], regions + [(40, 44)])
     # Only the short segment, as clips; the fake stops short on the long clip again, which
     # is split at its pause.
-    assert seen == [[(0.5, 4.6), (20.0, 27.0)], [(20.0, 24.0), (24.2, 27.0)]]
+    # Clips take in up to 0.5 s around them (inside the segment, halfway to a neighbour).
+    assert asr.CLIP_PAD_SECONDS == 0.5
+    assert seen == [[(0.5, 5.1), (19.5, 27.5)], [(19.5, 24.1), (24.1, 27.5)]]
     texts = [s.text for s in out]
     assert texts == ["第0秒说了一句完整的话", "第20秒说了一句完整的话", "第24秒说了一句完整的话", fine.text]
 

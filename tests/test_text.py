@@ -112,6 +112,8 @@ def test_pinyin_reads_polyphones_in_context():
         "我会在你身边做一个很好的朋友我会在你身边做一个很好的朋友"
         "我会在你身边做一个很好的朋友我会在你身边做一个很好的朋友",
         "的的的的的的的的",
+        "证证证证证",  # a 0.9 s "哦嗯" in the tel8k speech set (results/tried, part d)
+        "码码码码",
     ],
 )
 def test_hallucinations_are_recognized(text):
@@ -125,6 +127,10 @@ def test_hallucinations_are_recognized(text):
         "好的谢谢",  # ordinary thanks, not the stock phrase
         "验证码是1111",  # digits repeating inside a number
         "哈哈哈哈",  # short laughter
+        "嗯嗯嗯嗯",  # a listener's back-channel
+        "好好好好",
+        "对对对对，我明天就还",
+        "谢谢谢谢",
         "谢谢观看是视频结尾的话，你今天必须把欠款还上，不然我们就联系你家人",
         "",
     ],
