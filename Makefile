@@ -59,6 +59,7 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout5/dialogues.yaml eval/holdout5/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout6/dialogues.yaml eval/holdout6/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout7/dialogues.yaml eval/holdout7/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout8/dialogues.yaml eval/holdout8/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,9 +3,10 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout6 and eval/holdout7 (blind held-out sets) and eval/calls (development
-      set), none of them used for training; eval/holdout to eval/holdout5 are retired into the
-      training corpus (scripts/calls_to_corpus.py) and run only when asked for (--calls)
+      on eval/holdout6, eval/holdout7 and eval/holdout8 (blind held-out sets) and eval/calls
+      (development set), none of them used for training; eval/holdout to eval/holdout5 are
+      retired into the training corpus (scripts/calls_to_corpus.py) and run only when asked
+      for (--calls)
   (c) text: external proxy sets in ../shared/data/text (scripts/eval_text.py)
   (d) speech: character error rate of callaudit's transcription on ../shared/data/speech,
       next to plain faster-whisper base in the same run
@@ -68,12 +69,13 @@ CALL_SETS = {
     "holdout5": (ROOT / "eval" / "holdout5", RETIRED),
     "holdout6": (ROOT / "eval" / "holdout6", "sixth held-out"),
     "holdout7": (ROOT / "eval" / "holdout7", "seventh held-out"),
+    "holdout8": (ROOT / "eval" / "holdout8", "eighth held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
-DEFAULT_CALL_SETS = "holdout6,holdout7,calls"
+DEFAULT_CALL_SETS = "holdout6,holdout7,holdout8,calls"
 # Sets whose misses and false alarms are never printed, only counted.
-BLIND_ROLES = frozenset({"sixth held-out", "seventh held-out"})
+BLIND_ROLES = frozenset({"sixth held-out", "seventh held-out", "eighth held-out"})
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}
