@@ -143,8 +143,9 @@ class WhisperTranscriber:
             settings["batch_size"] = 0
         settings["segmenter"] = {
             # sentences cut at VAD pauses; short segments decoded again; clips padded; a
-            # recording that is one clip in the whole window
-            "version": 5,
+            # recording that is one clip in the whole window; 6: a short one-character loop is
+            # dropped only as a whole segment (postprocess, which the cache key does not see)
+            "version": 6,
             "region_seconds": REGION_SECONDS,
             "clip_seconds": CLIP_SECONDS,
             "join_gap": CLIP_JOIN_GAP,

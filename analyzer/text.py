@@ -227,8 +227,8 @@ def _letters_only(text: str) -> str:
 
 # A short phrase (1-20 chars) repeated back to back at least four times: Whisper's decoding
 # loop ("我會在你身邊我會在你身邊...", "的的的的的的", "证证证证证" for a short "哦嗯"). Runs
-# shorter than 6 chars of laughter or interjections ("哈哈哈哈", "嗯嗯嗯嗯") and digit runs
-# ("1111" in a number) are ordinary speech.
+# shorter than 6 chars of laughter or interjections ("哈哈哈哈", "嗯嗯嗯嗯"), or inside a
+# sentence, and digit runs ("1111" in a number) are ordinary speech.
 _LOOP = re.compile(r"(.{1,20}?)\1{3,}")
 _MIN_LOOP_CHARS = 6
 _REPEATED_IN_SPEECH = frozenset("哈呵嘿嘻嗯啊哦噢喔呃唉哎嗨喂呀哇哼嘛啦对好是谢行")
@@ -256,7 +256,10 @@ def is_hallucination(text: str, phrases: Iterable[str] | None = None) -> bool:
         unit = m.group(1)
         if unit.isdigit():
             continue
-        if m.end() - m.start() < _MIN_LOOP_CHARS and (len(unit) > 1 or unit in _REPEATED_IN_SPEECH):
+        short = m.end() - m.start() < _MIN_LOOP_CHARS
+        # A short run of one character is a loop only as the whole text ("证证证证证"); inside a
+        # sentence it may be speech ("快快快快还钱").
+        if short and (len(unit) > 1 or unit in _REPEATED_IN_SPEECH or len(m.group(0)) < len(body)):
             continue
         for i in range(m.start(), m.end()):
             covered[i] = True

@@ -130,6 +130,8 @@ def test_hallucinations_are_recognized(text):
         "嗯嗯嗯嗯",  # a listener's back-channel
         "好好好好",
         "对对对对，我明天就还",
+        "快快快快还钱",  # a short run inside a sentence
+        "滚滚滚滚，别再打了",
         "谢谢谢谢",
         "谢谢观看是视频结尾的话，你今天必须把欠款还上，不然我们就联系你家人",
         "",
