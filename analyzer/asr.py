@@ -127,8 +127,9 @@ class WhisperTranscriber:
         self.postprocess = postprocess
         self._load_target, self._name, self._sha = resolve_model(self.options.model)
         self._model = None
-        self._pipeline = None
-        self._whole_pipeline = None
+        # Batched pipelines by encoder step (window_step; 0.0 for the whole 30 s window), built
+        # on first use around the one model.
+        self._pipelines: dict[float, object] = {}
 
     @property
     def batched(self) -> bool:
@@ -299,13 +300,10 @@ class WhisperTranscriber:
         return sorted(done, key=lambda s: s.start)
 
     def _get_pipeline(self, whole_window: bool):
-        if whole_window and self.options.window_step > 0:
-            if self._whole_pipeline is None:
-                self._whole_pipeline = _pipeline(self._get_model(), 0.0)
-            return self._whole_pipeline
-        if self._pipeline is None:
-            self._pipeline = _pipeline(self._get_model(), self.options.window_step)
-        return self._pipeline
+        step = 0.0 if whole_window else self.options.window_step
+        if step not in self._pipelines:
+            self._pipelines[step] = _pipeline(self._get_model(), step)
+        return self._pipelines[step]
 
 
 def _pipeline(model, window_step: float):

@@ -256,10 +256,11 @@ def is_hallucination(text: str, phrases: Iterable[str] | None = None) -> bool:
         unit = m.group(1)
         if unit.isdigit():
             continue
-        short = m.end() - m.start() < _MIN_LOOP_CHARS
+        run = m.end() - m.start()
         # A short run of one character is a loop only as the whole text ("证证证证证"); inside a
         # sentence it may be speech ("快快快快还钱").
-        if short and (len(unit) > 1 or unit in _REPEATED_IN_SPEECH or len(m.group(0)) < len(body)):
+        if run < _MIN_LOOP_CHARS and (len(unit) > 1 or unit in _REPEATED_IN_SPEECH
+                                      or run < len(body)):
             continue
         for i in range(m.start(), m.end()):
             covered[i] = True

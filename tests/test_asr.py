@@ -207,7 +207,7 @@ def test_clip_cut_short_is_split_and_decoded_again():
     t = WhisperTranscriber(AsrOptions(batch_size=4))
     clips = [[(0.0, 4.0), (4.2, 8.0)], [(20.0, 23.0)]]
     seen: list = []
-    t._pipeline = _FakePipeline(seen)
+    t._pipelines[AsrOptions().window_step] = _FakePipeline(seen)
     out = t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), clips)
     # Each clip takes in up to CLIP_PAD_SECONDS around it, never past half the pause to its
     # neighbour: the halves of a split clip meet in the middle of the pause between them.
@@ -228,7 +228,7 @@ def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatc
     kwargs: list = []
     real = fake.transcribe
     fake.transcribe = lambda audio, **kw: kwargs.append(kw) or real(audio, **kw)
-    t._pipeline = fake
+    t._pipelines[AsrOptions().window_step] = fake
     t.transcribe(np.zeros(15 * SAMPLE_RATE, np.float32), channel=None)
     # 4.0 -> 6.0 is a pause of 2 s: two clips, each short enough for the fake to read whole.
     pad = asr.CLIP_PAD_SECONDS
@@ -248,8 +248,8 @@ def test_recording_of_one_clip_keeps_the_whole_window(regions, whole, monkeypatc
     monkeypatch.setattr(asr, "speech_regions", lambda audio: regions)
     stepped: list = []
     full: list = []
-    t._pipeline = _FakePipeline(stepped)
-    t._whole_pipeline = _FakePipeline(full)
+    t._pipelines[AsrOptions().window_step] = _FakePipeline(stepped)
+    t._pipelines[0.0] = _FakePipeline(full)
     out = t.transcribe(np.zeros(10 * SAMPLE_RATE, np.float32), channel=None)
     assert out
     assert (len(full), len(stepped)) == ((1, 0) if whole else (0, 1))
@@ -305,7 +305,7 @@ def test_batched_encoder_reads_only_the_clip_window(batched, speech, monkeypatch
     shapes: list = []
     real = model.encode
     monkeypatch.setattr(model, "encode", lambda f: shapes.append(f.shape) or real(f))
-    batched._pipeline = batched._whole_pipeline = None  # built again around the patched model
+    batched._pipelines.clear()  # built again around the patched model
     segments = batched.transcribe(speech[0], channel=None)
     assert shapes and all(s[-1] == 3000 for s in shapes)
     _check_segments(segments, speech, channel=None, tolerance=1.0)
@@ -334,7 +334,7 @@ def test_clip_spans_stay_inside_their_limits():
 def test_repair_keeps_clips_inside_the_segment():
     t = WhisperTranscriber(AsrOptions())
     seen: list = []
-    t._pipeline = _FakePipeline(seen)
+    t._pipelines[AsrOptions().window_step] = _FakePipeline(seen)
     t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), [[(5.0, 7.0)], [(8.0, 9.5)]],
                     within=(4.8, 9.7))
     assert seen == [[(4.8, 7.5), (7.5, 9.7)]]
@@ -354,7 +354,7 @@ def test_segment_with_skipped_speech_is_decoded_again():
     spans 30 s of speech with one sentence of text. It is decoded again clip by clip."""
     t = WhisperTranscriber(AsrOptions())
     seen: list = []
-    t._pipeline = _FakePipeline(seen)
+    t._pipelines[AsrOptions().window_step] = _FakePipeline(seen)
     regions = [(0.5, 3.0), (3.4, 4.6), (20.0, 24.0), (24.2, 27.0)]
     skipped = _seg(0.5, 30.0, "您好，请问是王先生吗？")
     fine = _seg(40.0, 44.0, "好的，我今天晚上就还钱，谢谢。")
