@@ -145,8 +145,9 @@ class WhisperTranscriber:
         settings["segmenter"] = {
             # sentences cut at VAD pauses; short segments decoded again; clips padded; a
             # recording that is one clip in the whole window; 6: a short one-character loop is
-            # dropped only as a whole segment (postprocess, which the cache key does not see)
-            "version": 6,
+            # dropped only as a whole segment (postprocess, which the cache key does not see);
+            # 7: a clip whose text loops is too short for its speech (split, decoded again)
+            "version": 7,
             "region_seconds": REGION_SECONDS,
             "clip_seconds": CLIP_SECONDS,
             "join_gap": CLIP_JOIN_GAP,
@@ -394,8 +395,12 @@ def _letters(text: str) -> int:
 
 
 def _too_short(text: str, regions: Regions) -> bool:
+    """Too few letters for the speech: text was skipped, or the decoder looped ("押押押…" for
+    26 s of a call) and only the letters before the loop count."""
+    from .text import without_loops
+
     speech = sum(end - start for start, end in regions)
-    return _letters(text) < MIN_CHARS_PER_SECOND * speech - MIN_CHARS_SLACK
+    return _letters(without_loops(text)) < MIN_CHARS_PER_SECOND * speech - MIN_CHARS_SLACK
 
 
 # Whisper often returns one segment for 20-30 s of a call; reports need the moment a

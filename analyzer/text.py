@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import RuleError
@@ -252,6 +252,14 @@ def is_hallucination(text: str, phrases: Iterable[str] | None = None) -> bool:
             for i in range(start, start + len(phrase)):
                 covered[i] = True
             start = body.find(phrase, start + len(phrase))
+    for start, end in _loops(body):
+        for i in range(start, end):
+            covered[i] = True
+    return sum(covered) * 2 >= len(body)
+
+
+def _loops(body: str) -> Iterator[tuple[int, int]]:
+    """Spans of decoding loops in a text without edge punctuation."""
     for m in _LOOP.finditer(body):
         unit = m.group(1)
         if unit.isdigit():
@@ -262,9 +270,18 @@ def is_hallucination(text: str, phrases: Iterable[str] | None = None) -> bool:
         if run < _MIN_LOOP_CHARS and (len(unit) > 1 or unit in _REPEATED_IN_SPEECH
                                       or run < len(body)):
             continue
-        for i in range(m.start(), m.end()):
-            covered[i] = True
-    return sum(covered) * 2 >= len(body)
+        yield m.start(), m.end()
+
+
+def without_loops(text: str) -> str:
+    """The text less its decoding loops ("拐弯抹角下押押押押押…" -> "拐弯抹角下"): what Whisper
+    actually transcribed, to judge whether a clip's text is too short for its speech."""
+    body = _letters_only(normalize(text))
+    kept, at = [], 0
+    for start, end in _loops(body):
+        kept.append(body[at:start])
+        at = end
+    return "".join(kept) + body[at:]
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:

@@ -217,6 +217,28 @@ def test_clip_cut_short_is_split_and_decoded_again():
     assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话", "第20秒说了一句完整的话"]
 
 
+class _LoopingPipeline(_FakePipeline):
+    """A clip of two or more regions loops after a few words, as Whisper base did on 26 s of
+    eval/holdout6 o07 ("拐彎抹脚下押押押…"); a clip of one region decodes whole."""
+
+    def transcribe(self, audio, clip_timestamps, **kwargs):
+        self.clips_seen.append([(c["start"], c["end"]) for c in clip_timestamps])
+        return [_seg(c["start"] - 0.005, c["end"],
+                     "拐弯抹脚下" + "押" * 200 if c["end"] - c["start"] > 5
+                     else f"第{c['start']:.0f}秒说了一句完整的话") for c in clip_timestamps], None
+
+
+def test_clip_that_loops_is_split_and_decoded_again():
+    """A looping clip has hundreds of characters, but only those before the loop are speech:
+    it is too short for its 8 s and is decoded again in halves, not dropped as a loop."""
+    t = WhisperTranscriber(AsrOptions(batch_size=4))
+    seen: list = []
+    t._pipelines[AsrOptions().window_step] = _LoopingPipeline(seen)
+    out = t._decode_clips(np.zeros(30 * SAMPLE_RATE, np.float32), [[(0.0, 4.0), (4.2, 8.0)]])
+    assert len(seen) == 2 and len(seen[1]) == 2
+    assert [s.text for s in out] == ["第0秒说了一句完整的话", "第4秒说了一句完整的话"]
+
+
 def test_default_decoding_sends_clips_with_hotwords_and_no_timestamps(monkeypatch):
     """The default path: regions joined into clips (pause <= 1 s, <= 28 s), all clips in one
     call, each with the prompt and the domain hotwords, one text per clip."""

@@ -13,6 +13,7 @@ from analyzer.text import (
     normalize,
     pinyin_of,
     read_userdict,
+    without_loops,
 )
 
 
@@ -139,6 +140,16 @@ def test_hallucinations_are_recognized(text):
 )
 def test_real_speech_is_kept(text):
     assert not is_hallucination(text)
+
+
+def test_without_loops_keeps_what_was_transcribed_before_a_loop():
+    # A 26 s clip of eval/holdout6 (o07) decoded to five characters and then one character
+    # until the token limit: the letters that count are the five.
+    assert without_loops("拐弯抹脚下" + "押" * 200) == "拐弯抹脚下"
+    assert without_loops("好的，" + "我会在你身边" * 5 + "再见") == "好的再见"
+    # Speech that merely repeats is not a loop.
+    assert without_loops("快快快快还钱，哈哈哈哈") == "快快快快还钱哈哈哈哈"
+    assert without_loops("验证码是1111") == "验证码是1111"
 
 
 def test_hallucination_phrases_can_be_given():
