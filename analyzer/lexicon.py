@@ -74,7 +74,7 @@ _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "excl
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
     "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
-    "model_anchors",
+    "model_anchors", "third_party_cues", "third_party_pressure",
 }
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MACRO = re.compile(r"<([^<>=!?]+?)>")
@@ -169,6 +169,10 @@ class Common:
     warned_categories: frozenset[str] = frozenset()
     # category -> words one of which a model-only finding of it needs in its segment
     model_anchors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A call to someone other than the debtor: its cues, and the categories that are also
+    # third_party when said to that person (analyzer.scoring).
+    third_party_cues: tuple[re.Pattern[str], ...] = ()
+    third_party_pressure: frozenset[str] = frozenset()
 
 
 EMPTY_COMMON = Common({}, (), (), (), (), (), ())
@@ -361,6 +365,8 @@ def _load_common(path: Path) -> Common:
         warning_requests=tuple(check.regexes(m, "warning_requests")),
         warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
         model_anchors=_model_anchors(check, m),
+        third_party_cues=tuple(check.regexes(m, "third_party_cues")),
+        third_party_pressure=frozenset(_category_ids(check, m, "third_party_pressure")),
     )
 
 
@@ -688,6 +694,11 @@ class Lexicon:
             start = s1
         return "".join(out)
 
+    def third_party_cue(self, text: str) -> str | None:
+        """The words in `text` (normalized) that say the call is to someone other than the
+        debtor, as heard or with garbled domain words repaired; None when there are none."""
+        return _first_match(self.common.third_party_cues, (text, self.repaired(text)))
+
     def _objection_in(self, *readings: str) -> str | None:
         # Both readings: "你真是在下虎我" is an objection once 下虎 is read as 吓唬.
         return _first_match(self.common.objections, readings)
@@ -881,7 +892,8 @@ class RuleSummary:
         cm = self.common
         lines.append(
             f"  通用：否定词 {cm['negators']} 个，异议模式 {cm['objections']} 个，"
-            f"防骗提醒模式 {cm['warnings']} 个，同音容错词 {cm['fuzzy_words']} 个，"
+            f"防骗提醒模式 {cm['warnings']} 个，第三方来电线索 {cm['third_party_cues']} 个，"
+            f"同音容错词 {cm['fuzzy_words']} 个，"
             f"热词 {cm['hotwords']} 个"
         )
         return "\n".join(lines)
@@ -913,6 +925,7 @@ def check_rules(directory: Path | str | None = None) -> RuleSummary:
         "negators": len(lex.common.negators),
         "objections": len(lex.common.objections),
         "warnings": len(lex.common.warnings),
+        "third_party_cues": len(lex.common.third_party_cues),
         "fuzzy_words": len(lex.common.fuzzy_words),
         "hotwords": len(lex.common.hotwords),
     }

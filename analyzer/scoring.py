@@ -403,6 +403,11 @@ def _max_severity(severities: Iterable[str]) -> str:
 
 # --------------------------------------------------------------------------- detector
 
+# Segments with a third_party_cues match (any speaker) that make a call one to a third party;
+# one alone is too little ("你是他什么人" can be asked of a debtor's new number).
+THIRD_PARTY_MIN_CUES = 2
+THIRD_PARTY_CALL = "context:third_party_call"
+
 
 class RuleDetector:
     """The Detector of analyzer.pipeline: `.detect(segments) -> list[Finding]`.
@@ -447,13 +452,39 @@ class RuleDetector:
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
         prepared = self.prepare(segments)
-        candidates = [_weigh_speaker(c, prepared)
-                      for scorer in self.scorers for c in scorer.candidates(prepared)]
-        findings = fuse(candidates, self.threshold)
+        findings = fuse(self.candidates(prepared), self.threshold)
         # Segment.index is what reports show; positions were list offsets.
         for f in findings:
             f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
         return findings
+
+
+    def candidates(self, prepared: Sequence[Prepared]) -> list[Candidate]:
+        """Every scorer's candidates, weighed by who speaks, and what the call as a whole
+        adds to them."""
+        found = [c for per_scorer in self.scored(prepared) for c in per_scorer]
+        return found + self.third_party_pressure(prepared, found)
+
+    def scored(self, prepared: Sequence[Prepared]) -> list[list[Candidate]]:
+        """Each scorer's candidates, weighed by who speaks (one list per scorer)."""
+        return [[_weigh_speaker(c, prepared) for c in scorer.candidates(prepared)]
+                for scorer in self.scorers]
+
+    def third_party_pressure(self, prepared: Sequence[Prepared],
+                             candidates: Sequence[Candidate]) -> list[Candidate]:
+        """In a call to someone other than the debtor (THIRD_PARTY_MIN_CUES segments with a
+        third_party_cues match), each candidate of a third_party_pressure category, copied as
+        third_party: the pressure falls on that person."""
+        cues = [(p, cue) for p in prepared if not p.hallucination and p.text
+                and (cue := self.lexicon.third_party_cue(p.text))]
+        if len(cues) < THIRD_PARTY_MIN_CUES:
+            return []
+        shown = "、".join(f"“{cue}”" for _, cue in cues[:3])
+        reason = (f"这通电话像是打给债务人以外的人（{shown}），"
+                  "对接电话的人施压也属于“骚扰第三方”")
+        return [replace(c, category="third_party", source=[*c.source, THIRD_PARTY_CALL],
+                        reasons=[*c.reasons, reason])
+                for c in candidates if c.category in self.lexicon.common.third_party_pressure]
 
 
 def _weigh_speaker(c: Candidate, prepared: Sequence[Prepared]) -> Candidate:

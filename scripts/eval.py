@@ -206,13 +206,17 @@ class SharedDetect:
     def categories(self, segments: list[Segment]) -> dict[str, set[str]]:
         from analyzer.scoring import fuse
 
-        prepared = self.detector.prepare(segments)
-        cands = [sc.candidates(prepared) for sc in self.detector.scorers]
-        return {
-            name: {f.category for f in fuse([c for i in idx for c in cands[i]],
-                                            self.detector.threshold)}
-            for name, idx in self.groups.items()
-        }
+        det = self.detector
+        prepared = det.prepare(segments)
+        scored = det.scored(prepared)
+        out = {}
+        for name, idx in self.groups.items():
+            # The subset's candidates and what the call context adds to them, as
+            # RuleDetector.candidates does for all scorers.
+            own = [c for i in idx for c in scored[i]]
+            out[name] = {f.category for f in fuse(own + det.third_party_pressure(prepared, own),
+                                                  det.threshold)}
+        return out
 
     def flagger(self, name: str) -> eval_text.Flagger:
         def flag(docs: list[list[str]]) -> list[set[str]]:

@@ -268,7 +268,8 @@ def test_shared_detect_matches_each_scorer_subset():
     a = FakeScorer("a", {"甲": ("threat", 0.4), "丙": ("exposure", 0.8)})
     b = FakeScorer("b", {"甲": ("threat", 0.3), "乙": ("insult", 0.9)})
     det = RuleDetector(SimpleNamespace(without_objections=lambda text: text,
-                                         without_warnings=lambda text: text), threshold=0.5)
+                                         without_warnings=lambda text: text,
+                                         third_party_cue=lambda text: None), threshold=0.5)
     det.scorers = [a, b]
     shared = ev.SharedDetect(det, {"fused": [0, 1], "a": [0], "b": [1]})
     docs = [["甲"], ["乙", "丙"], ["无"]]

@@ -280,6 +280,8 @@ def test_bundled_rules_cover_every_category_richly():
         assert name in text
     assert summary.to_dict()["total_rules"] == summary.total_rules
     assert summary.common["warnings"] >= 5 and f"防骗提醒模式 {summary.common['warnings']} 个" in text
+    assert summary.common["third_party_cues"] >= 10
+    assert f"第三方来电线索 {summary.common['third_party_cues']} 个" in text
 
 
 # --------------------------------------------------------------------------- matching
@@ -459,6 +461,13 @@ def test_objection_is_recognised_through_a_homophone():
     assert lex.without_objections(threat) == threat
 
 
+def test_debtor_retelling_a_scammer_is_not_the_caller_asking():
+    lex = default_lexicon()
+    retold = "上次那个骗子讲,可以先打到一个安全账户里."
+    assert "private_payment" not in {h.category for h in lex.match(retold)}
+    assert "private_payment" in {h.category for h in lex.match("你可以先打到一个安全账户里.")}
+
+
 def test_without_objections_keeps_the_callers_clauses():
     lex = default_lexicon()
     # The debtor's objection and the caller's next demand, joined in one mono segment.
@@ -474,6 +483,12 @@ def test_unknown_warned_category_names_line(tmp_path):
     assert "_common.yaml" in message and "第 3 行" in message and "codes" in message
 
 
+def test_unknown_pressure_category_names_its_line(tmp_path):
+    common = "third_party_pressure:\n  - threat\n  - shouting\n"
+    message = load_error(tmp_path, {"_common.yaml": common})
+    assert "_common.yaml" in message and "第 3 行" in message and "shouting" in message
+
+
 @pytest.mark.parametrize(
     "warning",
     [
@@ -481,6 +496,10 @@ def test_unknown_warned_category_names_line(tmp_path):
         "如果有人说是警察要你配合调查,让你把钱转到指定账户,百分之百是诈骗.",
         "你的银行卡密码和短信验证码,对谁都不能说,包括我.",
         "如果有人让你把钱打到他的个人账户,那都是骗子.",
+        # Dialect "don't" (Hunan 莫, Cantonese 唔好) and "所谓…全是骗人的" (eval/holdout6).
+        "钱只走应用里的官方通道,谁叫您转到个人卡上都莫信.",
+        "有人叫你把钱转到个人账户,千祈唔好信.",
+        "所谓安全账户全是骗人的.",
     ],
 )
 def test_anti_fraud_warnings_do_not_count(warning):
@@ -495,6 +514,7 @@ def test_anti_fraud_warnings_do_not_count(warning):
         # A warning word does not excuse a request made to the speaker in the same sentence.
         ("为了防止诈骗,请您把刚收到的验证码念给我核实一下.", "sensitive_info"),
         ("别信那些骗子,你现在直接把钱转到我个人微信上.", "private_payment"),
+        ("你莫信平台那套,先把钱转到我个人卡上.", "private_payment"),
         ("谨防诈骗,我们是正规的,你把银行卡密码报一下我帮你查.", "sensitive_info"),
         # Only its own sentence is a warning.
         ("千万别信那些骗子. 你把验证码发给我, 我帮你消逾期.", "sensitive_info"),
@@ -535,3 +555,10 @@ def test_bundled_model_anchors_name_concrete_claims():
 def test_everyone_will_know_you_owe_is_exposure(text, expected):
     hits = [h for h in default_lexicon().match(text) if h.category == "exposure" and h.suppressed is None]
     assert bool(hits) is expected, hits
+
+
+@pytest.mark.parametrize("text", ["你先转钱到私人账户,明天就给你销账.",
+                                  "今天打款到我们专员的个人账户就行."])
+def test_money_word_between_verb_and_account_still_matches(text):
+    # "转钱到/打款到" put the money between the verb and the preposition (eval/holdout6 wording).
+    assert "private_payment" in {h.category for h in default_lexicon().match(text)}
