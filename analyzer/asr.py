@@ -77,6 +77,18 @@ def clean_asr_text(raw: str) -> str | None:
     return text
 
 
+def postprocess_key(postprocess: Callable[[str], str | None] | None) -> str | None:
+    """The postprocess filter in the transcript cache key: clean_asr_text by its filter's
+    version and phrase list (a change renews cached transcripts); another one by name."""
+    if postprocess is None:
+        return None
+    if postprocess is clean_asr_text:
+        from .text import hallucination_filter_key
+
+        return f"clean_asr_text:{hallucination_filter_key()}"
+    return f"{postprocess.__module__}.{getattr(postprocess, '__qualname__', repr(postprocess))}"
+
+
 class Transcriber(Protocol):
     @property
     def info(self) -> AsrInfo: ...
@@ -145,7 +157,7 @@ class WhisperTranscriber:
         settings["segmenter"] = {
             # sentences cut at VAD pauses; short segments decoded again; clips padded; a
             # recording that is one clip in the whole window; 6: a short one-character loop is
-            # dropped only as a whole segment (postprocess, which the cache key does not see);
+            # dropped only as a whole segment (before the filter had its own key, below);
             # 7: a clip whose text loops is too short for its speech (split, decoded again)
             "version": 7,
             "region_seconds": REGION_SECONDS,
@@ -160,6 +172,7 @@ class WhisperTranscriber:
         }
         settings["hotwords"] = self.hotwords
         settings["initial_prompt"] = INITIAL_PROMPT
+        settings["postprocess"] = postprocess_key(self.postprocess)
         return AsrInfo(model=self._name, model_sha256=self._sha, settings=settings)
 
     def _get_model(self):

@@ -210,6 +210,19 @@ def _edge_punct(ch: str) -> bool:
     return not (ch.isalnum() or is_han(ch))
 
 
+# Raise when is_hallucination decides differently: transcripts cached with the old filter
+# renew (hallucination_filter_key is part of the transcript cache key).
+HALLUCINATION_FILTER_VERSION = 2  # 2: a short one-character run is a loop only as a whole
+
+
+def hallucination_filter_key() -> str:
+    """What the filter drops depends on: its logic (version) and its phrase list."""
+    import hashlib
+
+    digest = hashlib.sha256(HALLUCINATIONS_PATH.read_bytes()).hexdigest()[:16]
+    return f"v{HALLUCINATION_FILTER_VERSION}:{digest}"
+
+
 @functools.lru_cache(maxsize=1)
 def _hallucination_phrases() -> tuple[str, ...]:
     phrases = []

@@ -311,6 +311,25 @@ def test_window_cut_after_the_longest_clip(lengths, step, frames):
     assert cut.flags["C_CONTIGUOUS"]
 
 
+def test_hallucination_filter_is_in_the_cache_key(tmp_path, monkeypatch):
+    from analyzer import text
+
+    def key():
+        return WhisperTranscriber(AsrOptions(), postprocess=clean_asr_text).info.settings["postprocess"]
+
+    shipped = key()
+    assert shipped.startswith("clean_asr_text:v")
+    # Another phrase list, or another filter version, renews cached transcripts.
+    phrases = tmp_path / "hallucinations.txt"
+    phrases.write_text("字幕由某某提供\n", encoding="utf-8")
+    monkeypatch.setattr(text, "HALLUCINATIONS_PATH", phrases)
+    edited = key()
+    assert edited != shipped
+    monkeypatch.setattr(text, "HALLUCINATION_FILTER_VERSION", text.HALLUCINATION_FILTER_VERSION + 1)
+    assert key() not in (shipped, edited)
+    assert WhisperTranscriber(AsrOptions()).info.settings["postprocess"] is None
+
+
 def test_window_step_is_in_the_cache_key():
     short = WhisperTranscriber(AsrOptions()).info.settings
     whole = WhisperTranscriber(AsrOptions(window_step=0)).info.settings
