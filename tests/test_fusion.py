@@ -64,6 +64,8 @@ def test_rule_and_model_agreeing_score_higher_than_the_rule_alone(fused, rules_o
         "你的银行卡密码和短信验证码，对谁都不能说，包括我。",
         "温馨提示，任何让您提供验证码的都是骗子，我们的工作人员绝不会向您索要。",
         "如果有人说是警察要你配合调查，让你把钱转到指定账户，百分之百是诈骗。",
+        # A lender's own legal department is not a lawyer or a court.
+        "您好，我是禾穗消费金融法务部的工作人员，您的借款已经逾期一百多天了。",
     ],
 )
 def test_lawful_lines_stay_clean(fused, text):

@@ -461,6 +461,12 @@ def test_objection_is_recognised_through_a_homophone():
     assert lex.without_objections(threat) == threat
 
 
+def test_hearsay_asked_about_is_the_debtor_speaking():
+    lex = default_lexicon()
+    assert lex.match("我在网上看到有人讲,信用卡不还要坐牢的,是真的伐?") == []
+    assert "false_legal" in {h.category for h in lex.match("信用卡不还要坐牢的.")}
+
+
 def test_debtor_retelling_a_scammer_is_not_the_caller_asking():
     lex = default_lexicon()
     retold = "上次那个骗子讲,可以先打到一个安全账户里."
@@ -500,6 +506,7 @@ def test_unknown_pressure_category_names_its_line(tmp_path):
         "钱只走应用里的官方通道,谁叫您转到个人卡上都莫信.",
         "有人叫你把钱转到个人账户,千祈唔好信.",
         "所谓安全账户全是骗人的.",
+        "有人假借我们的名头,说先交保证金才能分期,那都是假的.",
     ],
 )
 def test_anti_fraud_warnings_do_not_count(warning):
