@@ -13,7 +13,9 @@ later without touching the rules:
 
 Between 2 and 3, candidates on segments that read as the other party speaking (the
 classifier's speaker-role head: a debtor objecting, quoting or retelling what another caller
-said) are weighed down (other_party_weight): a report is about what the collector said.
+said) are weighed down (other_party_weight): a report is about what the collector said. Then
+the call as a whole may add candidates: in a call to someone other than the debtor
+(third_party_cues), pressure on that person is also third_party (third_party_pressure).
 
 Lexicon scoring of one hit: the rule's score (x FUZZY_FACTOR when heard as a homophone),
 +CONTEXT_BOOST per context word in the same segment and +NEIGHBOUR_BOOST per context word in
