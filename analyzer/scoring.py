@@ -464,29 +464,37 @@ class RuleDetector:
     def candidates(self, prepared: Sequence[Prepared]) -> list[Candidate]:
         """Every scorer's candidates, weighed by who speaks, and what the call as a whole
         adds to them."""
-        found = [c for per_scorer in self.scored(prepared) for c in per_scorer]
-        return found + self.third_party_pressure(prepared, found)
+        return self.with_context(prepared, [c for per_scorer in self.scored(prepared)
+                                            for c in per_scorer])
 
     def scored(self, prepared: Sequence[Prepared]) -> list[list[Candidate]]:
         """Each scorer's candidates, weighed by who speaks (one list per scorer)."""
         return [[_weigh_speaker(c, prepared) for c in scorer.candidates(prepared)]
                 for scorer in self.scorers]
 
+    def with_context(self, prepared: Sequence[Prepared],
+                     candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates and what the call as a whole adds to them."""
+        return candidates + self.third_party_pressure(prepared, candidates)
+
     def third_party_pressure(self, prepared: Sequence[Prepared],
                              candidates: Sequence[Candidate]) -> list[Candidate]:
         """In a call to someone other than the debtor (THIRD_PARTY_MIN_CUES segments with a
         third_party_cues match), each candidate of a third_party_pressure category, copied as
         third_party: the pressure falls on that person."""
-        cues = [(p, cue) for p in prepared if not p.hallucination and p.text
+        pressure = [c for c in candidates
+                    if c.category in self.lexicon.common.third_party_pressure]
+        if not pressure:  # nothing to copy: the call need not be read for cues
+            return []
+        cues = [cue for p in prepared if not p.hallucination and p.text
                 and (cue := self.lexicon.third_party_cue(p.text))]
         if len(cues) < THIRD_PARTY_MIN_CUES:
             return []
-        shown = "、".join(f"“{cue}”" for _, cue in cues[:3])
+        shown = "、".join(f"“{cue}”" for cue in cues[:3])
         reason = (f"这通电话像是打给债务人以外的人（{shown}），"
                   "对接电话的人施压也属于“骚扰第三方”")
         return [replace(c, category="third_party", source=[*c.source, THIRD_PARTY_CALL],
-                        reasons=[*c.reasons, reason])
-                for c in candidates if c.category in self.lexicon.common.third_party_pressure]
+                        reasons=[*c.reasons, reason]) for c in pressure]
 
 
 def _weigh_speaker(c: Candidate, prepared: Sequence[Prepared]) -> Candidate:

@@ -211,11 +211,10 @@ class SharedDetect:
         scored = det.scored(prepared)
         out = {}
         for name, idx in self.groups.items():
-            # The subset's candidates and what the call context adds to them, as
+            # The subset's candidates with what the call context adds to them, as
             # RuleDetector.candidates does for all scorers.
-            own = [c for i in idx for c in scored[i]]
-            out[name] = {f.category for f in fuse(own + det.third_party_pressure(prepared, own),
-                                                  det.threshold)}
+            own = det.with_context(prepared, [c for i in idx for c in scored[i]])
+            out[name] = {f.category for f in fuse(own, det.threshold)}
         return out
 
     def flagger(self, name: str) -> eval_text.Flagger:

@@ -19,6 +19,7 @@ from analyzer.evaluation import (
     prf,
     same_channel,
 )
+from analyzer.lexicon import default_lexicon
 from analyzer.types import CATEGORIES, Finding, Segment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,7 +270,8 @@ def test_shared_detect_matches_each_scorer_subset():
     b = FakeScorer("b", {"甲": ("threat", 0.3), "乙": ("insult", 0.9)})
     det = RuleDetector(SimpleNamespace(without_objections=lambda text: text,
                                          without_warnings=lambda text: text,
-                                         third_party_cue=lambda text: None), threshold=0.5)
+                                         third_party_cue=lambda text: None,
+                                         common=default_lexicon().common), threshold=0.5)
     det.scorers = [a, b]
     shared = ev.SharedDetect(det, {"fused": [0, 1], "a": [0], "b": [1]})
     docs = [["甲"], ["乙", "丙"], ["无"]]
