@@ -3,7 +3,7 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout7 and eval/holdout8 (blind held-out sets) and eval/calls
+      on eval/holdout7, eval/holdout8 and eval/holdout9 (blind held-out sets) and eval/calls
       (development set), none of them used for training; eval/holdout to eval/holdout6 are
       retired into the training corpus (scripts/calls_to_corpus.py) and run only when asked
       for (--calls)
@@ -70,12 +70,13 @@ CALL_SETS = {
     "holdout6": (ROOT / "eval" / "holdout6", RETIRED),
     "holdout7": (ROOT / "eval" / "holdout7", "seventh held-out"),
     "holdout8": (ROOT / "eval" / "holdout8", "eighth held-out"),
+    "holdout9": (ROOT / "eval" / "holdout9", "ninth held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
-DEFAULT_CALL_SETS = "holdout7,holdout8,calls"
+DEFAULT_CALL_SETS = "holdout7,holdout8,holdout9,calls"
 # Sets whose misses and false alarms are never printed, only counted.
-BLIND_ROLES = frozenset({"seventh held-out", "eighth held-out"})
+BLIND_ROLES = frozenset({"seventh held-out", "eighth held-out", "ninth held-out"})
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}

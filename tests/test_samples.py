@@ -31,9 +31,11 @@ HOLDOUT5 = ROOT / "eval" / "holdout5"
 HOLDOUT6 = ROOT / "eval" / "holdout6"
 HOLDOUT7 = ROOT / "eval" / "holdout7"
 HOLDOUT8 = ROOT / "eval" / "holdout8"
+HOLDOUT9 = ROOT / "eval" / "holdout9"
 SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
         "holdout3": HOLDOUT3, "holdout4": HOLDOUT4, "holdout5": HOLDOUT5,
-        "holdout6": HOLDOUT6, "holdout7": HOLDOUT7, "holdout8": HOLDOUT8}
+        "holdout6": HOLDOUT6, "holdout7": HOLDOUT7, "holdout8": HOLDOUT8,
+        "holdout9": HOLDOUT9}
 
 
 def load_labels(folder: Path) -> dict:
@@ -156,7 +158,7 @@ def test_stereo_sample_keeps_one_party_per_channel():
     ("name", "per_category", "lawful_calls"),
     [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6),
      ("holdout4", 2, 6), ("holdout5", 3, 6), ("holdout6", 3, 6),
-     ("holdout7", 3, 6), ("holdout8", 3, 6)],
+     ("holdout7", 3, 6), ("holdout8", 3, 6), ("holdout9", 3, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)

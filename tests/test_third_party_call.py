@@ -35,6 +35,9 @@ def _call(detector, *texts):
         "我哥欠钱关我什么事？",
         "这事跟公司没关系。",
         "他把您填成了紧急联系人。",
+        "我是他家邻居，找他有什么事？",
+        "您住在王军家隔壁吧？",
+        "你是他对门的吧？",
     ],
 )
 def test_words_of_a_call_to_a_third_party_are_cues(text):
@@ -49,6 +52,8 @@ def test_words_of_a_call_to_a_third_party_are_cues(text):
         "你欠的钱到底什么时候还？",
         "我下个月发工资就还。",
         "你们公司的人天天打电话，烦不烦？",
+        "你家隔壁的人都知道你欠钱了。",  # said to the debtor about the neighbours
+        "我们会去你家楼下等你。",
     ],
 )
 def test_words_of_a_call_to_the_debtor_are_not_cues(text):

@@ -1,0 +1,211 @@
+"""Leave one set out: how the detector does on a retired evaluation set's calls when the
+classifier never saw that set.
+
+The retired held-out sets (eval/holdout .. eval/holdout6) are training data now, so the
+shipped classifier has read their turns. For each of them in turn this script trains the
+classifier as `callaudit train` does (same split, out-of-fold thresholds, same config) on the
+corpus less every row that is made only of that set's sentences, and scores the set's scripts
+(each turn's text at its time, no ASR; as scripts/eval.py's "detection alone"). With seven sets
+of other authors' calls it is a far larger check than the two blind sets, and it spends none of
+their blindness: use it to screen a change to the classifier or its training before `make eval`.
+
+Caveats: the rules (analyzer/rules) were mended after reading these sets' errors, so the
+lexicon and fused columns are optimistic; the model column is the honest one. No ASR: what
+transcription loses is not here.
+
+Usage (from the repository root; about a minute per set on 2 cores):
+    .venv/bin/python scripts/cross_sets.py                      # every retired set
+    .venv/bin/python scripts/cross_sets.py --sets holdout5 holdout6 --config C=4
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from calls_to_corpus import _key, _sentences  # noqa: E402
+
+import eval as eval_script  # noqa: E402
+from analyzer import legal  # noqa: E402
+from analyzer.classifier import (  # noqa: E402
+    BLOCKS,
+    Classifier,
+    TrainConfig,
+    choose_thresholds,
+    featurizer_settings,
+    fit,
+    label_matrix,
+    load_classifier,
+    load_corpus,
+    oof_proba,
+    split_holdout,
+)
+from analyzer.evaluation import Counts, Turn, count_by_category, match_call  # noqa: E402
+from analyzer.lexicon import Lexicon  # noqa: E402
+from analyzer.scoring import ClassifierScorer, RuleDetector  # noqa: E402
+from analyzer.types import CATEGORIES, Segment  # noqa: E402
+
+# The sets scripts/eval.py calls retired (their turns are in corpus/).
+RETIRED = tuple(name for name, (_, role) in eval_script.CALL_SETS.items()
+                if role == eval_script.RETIRED)
+VARIANTS = ("fused", "model", "lexicon")
+
+
+def set_sentences(calls: list[dict]) -> set[str]:
+    """Every sentence of the set's turns, as calls_to_corpus compares them."""
+    return {_key(s) for c in calls for t in c["turns"] for s in _sentences(t["text"])}
+
+
+def from_set(text: str, keys: set[str]) -> bool:
+    """A corpus row made only of the set's sentences (calls_to_corpus writes a turn less the
+    sentences another set protects, so a row is a subset of one turn's sentences)."""
+    own = [_key(s) for s in _sentences(text)]
+    return bool(own) and all(k in keys for k in own if k)
+
+
+def train_without(examples, keys: set[str], config: TrainConfig) -> tuple[Classifier, int]:
+    """The classifier `callaudit train` would ship from the corpus less the set's rows."""
+    kept = [e for e in examples if not from_set(e.text, keys)]
+    train_ex, _held = split_holdout(kept, config.holdout, config.seed)
+    lo, hi = config.threshold_range
+    thresholds = choose_thresholds(label_matrix(train_ex), oof_proba(train_ex, config), lo, hi)
+    model = fit(train_ex, config)
+    vocab, arrays = model.arrays(thresholds)
+    meta = {"categories": list(CATEGORIES), "blocks": list(BLOCKS),
+            "featurizer": featurizer_settings(), "vocabulary": vocab,
+            "sha256": {"npz": "left-one-out"}}
+    return Classifier(meta, arrays, model.featurizer), len(examples) - len(kept)
+
+
+def detectors(lexicon: Lexicon, clf) -> dict[str, RuleDetector]:
+    severities = {c: law.severity for c, law in legal.load().categories.items()}
+    fused = RuleDetector(lexicon, extra_scorers=[ClassifierScorer(clf, severities, lexicon)])
+    model = copy.copy(fused)
+    model.scorers = fused.scorers[1:]
+    return {"fused": fused, "model": model, "lexicon": RuleDetector(lexicon)}
+
+
+def score_set(dets: dict[str, RuleDetector], calls: list[dict]) -> dict[str, dict]:
+    """Per variant: counts by category and the lawful calls with any finding."""
+    out = {}
+    for name, det in dets.items():
+        matches = []
+        for c in calls:
+            turns = [Turn.from_label(c["id"], t) for t in c["turns"]]
+            segs = [Segment(i, t.start, t.end, t.text, t.channel) for i, t in enumerate(turns)]
+            matches.append(match_call(c["id"], det.detect(segs), turns, lawful=bool(c["lawful"])))
+        out[name] = {"counts": count_by_category(matches),
+                     "lawful_flagged": [m.call for m in matches if m.lawful and m.findings],
+                     "lawful_calls": sum(1 for m in matches if m.lawful)}
+    return out
+
+
+def fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def row(counts: Counts) -> list[str]:
+    m = counts.metrics()
+    return [str(m["labels"]), str(m["findings"]), fmt(m["precision"]), fmt(m["recall"])]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def parse_config(items: list[str]) -> TrainConfig:
+    known = {f.name: f.type for f in fields(TrainConfig)}
+    values = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        if key not in known or not raw:
+            raise SystemExit(f"--config {item}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(sorted(known))}")
+        values[key] = json.loads(raw)
+    return TrainConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", nargs="+", default=list(RETIRED),
+                    help=f"folders under eval/ (default: {' '.join(RETIRED)})")
+    ap.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig fields to change, values as JSON (e.g. C=4)")
+    ap.add_argument("--shipped", action="store_true",
+                    help="also score with the shipped classifier (it has read these sets: an "
+                         "upper bound, not a measurement)")
+    args = ap.parse_args(argv)
+    config = parse_config(args.config)
+    lexicon = Lexicon.load()
+    examples, _stats = load_corpus(ROOT / "corpus")
+    print("# Leave one set out (scripts, no ASR)\n")
+    changed = {k: v for k, v in asdict(config).items() if v != asdict(TrainConfig())[k]}
+    print(f"- training config changes: {changed or 'none'}; corpus {len(examples)} rows\n")
+
+    totals = {v: {c: Counts() for c in (*CATEGORIES, "overall")} for v in VARIANTS}
+    shipped_total = Counts()
+    lawful = {v: [0, 0] for v in VARIANTS}
+    per_set = []
+    for name in args.sets:
+        folder = eval_script.CALL_SETS[name][0] if name in eval_script.CALL_SETS else ROOT / "eval" / name
+        calls = json.loads((folder / "labels.json").read_text("utf-8"))["calls"]
+        t = time.time()
+        clf, dropped = train_without(examples, set_sentences(calls), config)
+        res = score_set(detectors(lexicon, clf), calls)
+        for v in VARIANTS:
+            for c, counts in res[v]["counts"].items():
+                totals[v][c].add(counts)
+            lawful[v][0] += len(res[v]["lawful_flagged"])
+            lawful[v][1] += res[v]["lawful_calls"]
+        line = [name, str(len(calls)), str(dropped)]
+        for v in VARIANTS:
+            line += row(res[v]["counts"]["overall"])[2:]
+        line.append(f"{len(res['fused']['lawful_flagged'])}/{res['fused']['lawful_calls']}")
+        if args.shipped:
+            shipped = score_set({"fused": detectors(lexicon, load_classifier())["fused"]}, calls)
+            shipped_total.add(shipped["fused"]["counts"]["overall"])
+            line += row(shipped["fused"]["counts"]["overall"])[2:]
+        per_set.append(line)
+        print(f"_{name}: {time.time() - t:.0f} s_", file=sys.stderr)
+
+    header = ["set", "calls", "rows left out"]
+    for v in VARIANTS:
+        header += [f"{v} P", f"{v} R"]
+    header.append("lawful calls flagged (fused)")
+    if args.shipped:
+        header += ["shipped P", "shipped R"]
+    overall = ["**all**", str(sum(int(r[1]) for r in per_set)), str(sum(int(r[2]) for r in per_set))]
+    for v in VARIANTS:
+        overall += row(totals[v]["overall"])[2:]
+    overall.append(f"{lawful['fused'][0]}/{lawful['fused'][1]}")
+    if args.shipped:
+        overall += row(shipped_total)[2:]
+    print(table(header, [*per_set, overall]))
+    print()
+    print("Per category, all sets together:\n")
+    cat_rows = []
+    for c in (*CATEGORIES, "overall"):
+        r = [c]
+        for v in VARIANTS:
+            r += row(totals[v][c]) if v == "fused" else row(totals[v][c])[2:]
+        cat_rows.append(r)
+    print(table(["category", "labels", "fused findings", "fused P", "fused R",
+                 "model P", "model R", "lexicon P", "lexicon R"], cat_rows))
+    print()
+    print(f"- lawful calls with any finding: fused {lawful['fused'][0]}, model "
+          f"{lawful['model'][0]}, lexicon {lawful['lexicon'][0]} of {lawful['fused'][1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
