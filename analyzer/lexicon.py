@@ -27,7 +27,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -73,7 +73,7 @@ _RULE_KEYS = {
 _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "exclusions", "rules"}
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
-    "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
+    "retellings", "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
     "model_anchors", "third_party_cues", "third_party_pressure",
 }
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -172,6 +172,9 @@ class Common:
     # A call to someone other than the debtor: its cues, and the categories that are also
     # third_party when said to that person (analyzer.scoring).
     third_party_cues: tuple[re.Pattern[str], ...] = ()
+    # Objections that introduce what another caller said ("有个男的打电话，说…"): the rest of
+    # the sentence is the retold words, not only the clause with the match.
+    retellings: tuple[re.Pattern[str], ...] = ()
     third_party_pressure: frozenset[str] = frozenset()
 
 
@@ -359,6 +362,7 @@ def _load_common(path: Path) -> Common:
         negator_exceptions=tuple(check.terms(m, "negator_exceptions")),
         negation_breakers=tuple(check.terms(m, "negation_breakers")),
         objections=tuple(check.regexes(m, "objections")),
+        retellings=tuple(check.regexes(m, "retellings")),
         fuzzy_words=tuple(check.terms(m, "fuzzy_words")),
         hotwords=tuple(check.terms(m, "hotwords")),
         warnings=tuple(check.regexes(m, "warnings")),
@@ -682,6 +686,39 @@ class Lexicon:
             return None
         return _first_match(self.common.warnings, readings)
 
+    def warning_across(self, earlier: str, later: str) -> CrossWarning | None:
+        """The warning, and the spans of both texts it covers, when the last sentence of `earlier` and the first sentence of
+        `later` (normalized texts of neighbouring segments) are one anti-fraud warning cut in
+        two: Whisper cuts at pauses, and "要是有人让你念验证码，或者开屏幕共享，|那都是骗子"
+        leaves a bare request in one segment and its disclaimer in the next. Either the
+        warning's words run across the cut, or `earlier` stops mid-sentence (at a comma) in a
+        warning about what others do ("有人…", "骗子打着…") and `later` goes on describing it,
+        with no word of the speaker's own (no 我: "我是市公安局的" after "有人冒用你的身份，" is a
+        claim, not the warning going on; after "千万不要相信陌生人，" an instruction may follow)."""
+        s0, _ = _bounds(earlier, len(earlier), len(earlier), SENTENCE_END)
+        tail = earlier[s0:]
+        if not tail.strip(CLAUSE_END) and earlier:  # `earlier` ends a sentence: take that one
+            s0, _ = _bounds(earlier, len(earlier) - 1, len(earlier) - 1, SENTENCE_END)
+            tail = earlier[s0:]
+        _, s1 = _bounds(later, 0, 0, SENTENCE_END)
+        head = later[:s1]
+        open_ended = bool(tail) and tail[-1] not in SENTENCE_END
+        tail = tail.rstrip(CLAUSE_END)
+        if not tail or not head.strip(CLAUSE_END):
+            return None
+        joined = f"{tail},{head}"
+        cut = len(tail)
+        for reading in (joined, self.repaired(joined)):
+            if _first_match(self.common.warning_requests, (reading,)):
+                return None  # "…那都是骗子，你把验证码报给我": a request, not a warning
+            for rx in self.common.warnings:
+                for m in rx.finditer(reading):
+                    if m.start() < cut < m.end() or (open_ended and m.end() <= cut
+                                                     and _DESCRIBES_OTHERS.search(m.group())
+                                                     and "我" not in head):
+                        return CrossWarning(m.group(), s0, s1)
+        return None
+
     def without_warnings(self, text: str) -> str:
         """`text` (normalized) less its anti-fraud warning sentences: what the classifier
         reads for warned_categories."""
@@ -701,7 +738,7 @@ class Lexicon:
 
     def _objection_in(self, *readings: str) -> str | None:
         # Both readings: "你真是在下虎我" is an objection once 下虎 is read as 吓唬.
-        return _first_match(self.common.objections, readings)
+        return _first_match(self.common.objections + self.common.retellings, readings)
 
     def without_objections(self, text: str) -> str:
         """`text` (normalized) less the clauses that hold a debtor's objection or quote, for
@@ -713,6 +750,11 @@ class Lexicon:
                 for m in rx.finditer(reading):
                     c0, c1 = _bounds(reading, m.start(), m.end(), CLAUSE_END)
                     drop[c0:c1] = [True] * (c1 - c0)
+            for rx in self.common.retellings:  # the retold words run to the sentence's end
+                for m in rx.finditer(reading):
+                    c0, _ = _bounds(reading, m.start(), m.end(), CLAUSE_END)
+                    _, s1 = _bounds(reading, m.start(), m.end(), SENTENCE_END)
+                    drop[c0:s1] = [True] * (s1 - c0)
         return "".join(ch for ch, d in zip(text, drop, strict=True) if not d)
 
     def _negator_before(self, text: str, start: int) -> str | None:
@@ -826,6 +868,18 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     return sorted(kept, key=lambda h: (h.start, h.rule_id))
 
 
+class CrossWarning(NamedTuple):
+    """An anti-fraud warning cut in two by the transcriber (Lexicon.warning_across)."""
+
+    phrase: str
+    earlier_from: int  # earlier[earlier_from:] is its first part
+    later_to: int  # later[:later_to] its second
+
+
+# A warning that describes what someone else does: what follows it may go on describing it.
+_DESCRIBES_OTHERS = re.compile("有人|有些人|骗子|不法分子|诈骗分子")
+
+
 def _first_match(patterns: tuple[re.Pattern[str], ...], readings: tuple[str, ...]) -> str | None:
     """The first text any pattern finds in any reading, or None."""
     for reading in readings:
@@ -892,7 +946,7 @@ class RuleSummary:
         cm = self.common
         lines.append(
             f"  通用：否定词 {cm['negators']} 个，异议模式 {cm['objections']} 个，"
-            f"防骗提醒模式 {cm['warnings']} 个，第三方来电线索 {cm['third_party_cues']} 个，"
+            f"转述模式 {cm['retellings']} 个，防骗提醒模式 {cm['warnings']} 个，第三方来电线索 {cm['third_party_cues']} 个，"
             f"同音容错词 {cm['fuzzy_words']} 个，"
             f"热词 {cm['hotwords']} 个"
         )
@@ -924,6 +978,7 @@ def check_rules(directory: Path | str | None = None) -> RuleSummary:
     common = {
         "negators": len(lex.common.negators),
         "objections": len(lex.common.objections),
+        "retellings": len(lex.common.retellings),
         "warnings": len(lex.common.warnings),
         "third_party_cues": len(lex.common.third_party_cues),
         "fuzzy_words": len(lex.common.fuzzy_words),

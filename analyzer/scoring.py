@@ -43,6 +43,9 @@ MAX_PENALTY = 0.4
 NEIGHBOUR_SECONDS = 10.0
 # Same-category candidates closer than this merge into one finding.
 MERGE_GAP = 2.0
+# An anti-fraud warning may run across two segments of one channel at most this far apart
+# (the pause Whisper cut at), as the classifier joins neighbours (score_segments' max_gap).
+WARNING_JOIN_GAP = 2.0
 
 # ASR weakness, after faster-whisper's own defaults (no_speech_threshold 0.6,
 # log_prob_threshold -1.0): above/below them a segment's words are less certain.
@@ -100,6 +103,10 @@ class Prepared:
     warned_text: str | None = None
     # Probability that the other party (debtor, relative) speaks here; 0 without a role model.
     other_party: float = 0.0
+    # Spans of `text` that belong to an anti-fraud warning the transcriber cut across this
+    # segment and a neighbour (Lexicon.warning_across), and that warning's words.
+    warned_spans: tuple[tuple[int, int], ...] = ()
+    cross_warning: str | None = None
 
     @property
     def said_by_other_party(self) -> bool:
@@ -157,10 +164,16 @@ class LexiconScorer:
             if not p.hallucination and p.text:
                 matches[p.position] = self.lexicon.analyze(p.text, normalized=True)
         out: list[Candidate] = []
+        warned = self.lexicon.common.warned_categories
         for p in segments:
             m = matches.get(p.position)
             if m is None or not m.hits:
                 continue
+            if p.warned_spans:  # part of a warning cut across segments: not a request
+                m = replace(m, hits=tuple(h for h in m.hits if h.category not in warned or not any(
+                    h.start < b and a < h.end for a, b in p.warned_spans)))
+                if not m.hits:
+                    continue
             neighbours = [
                 matches[q.position].repaired
                 for q in _neighbours(segments, p)
@@ -440,9 +453,15 @@ class RuleDetector:
         """prepare(), plus the texts the classifier may read (without the debtor's objections;
         for warned categories also without anti-fraud warnings)."""
         out = []
-        for p in prepare(segments):
+        for p in self._cross_warnings(prepare(segments)):
             kept = self.lexicon.without_objections(p.text) if p.text else p.text
-            unwarned = self.lexicon.without_warnings(kept) if kept else kept
+            # Warned categories read the segment less a warning cut across segments, too.
+            base = _without_spans(p.text, p.warned_spans)
+            if base != p.text:
+                base = self.lexicon.without_objections(base) if base else base
+            else:
+                base = kept
+            unwarned = self.lexicon.without_warnings(base) if base else base
             out.append(replace(p, model_text=None if kept == p.text else kept,
                                warned_text=None if unwarned == kept else unwarned))
         if self.role is not None and out:
@@ -451,6 +470,30 @@ class RuleDetector:
             out = [p if p.hallucination or not p.text else replace(p, other_party=float(q))
                    for p, q in zip(out, probs, strict=True)]
         return out
+
+    def _cross_warnings(self, prepared: list[Prepared]) -> list[Prepared]:
+        """Mark anti-fraud warnings that Whisper cut across two neighbouring segments of one
+        channel (at most WARNING_JOIN_GAP s apart): "要是有人让你念验证码，或者开屏幕共享，" and
+        "那都是骗子。" are one warning, not a request and a remark."""
+        spans: dict[int, list[tuple[int, int]]] = {}
+        words: dict[int, str] = {}
+        by_channel: dict[int, list[Prepared]] = {}
+        for p in prepared:
+            if p.text and not p.hallucination:
+                by_channel.setdefault(_channel_key(p.segment.channel), []).append(p)
+        for seq in by_channel.values():
+            for a, b in zip(seq, seq[1:], strict=False):
+                if b.segment.start - a.segment.end > WARNING_JOIN_GAP:
+                    continue
+                w = self.lexicon.warning_across(a.text, b.text)
+                if w is None:
+                    continue
+                spans.setdefault(a.position, []).append((w.earlier_from, len(a.text)))
+                spans.setdefault(b.position, []).append((0, w.later_to))
+                words[a.position] = words[b.position] = w.phrase
+        return [p if p.position not in spans else
+                replace(p, warned_spans=tuple(spans[p.position]), cross_warning=words[p.position])
+                for p in prepared]
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
         prepared = self.prepare(segments)
@@ -495,6 +538,13 @@ class RuleDetector:
                   "对接电话的人施压也属于“骚扰第三方”")
         return [replace(c, category="third_party", source=[*c.source, THIRD_PARTY_CALL],
                         reasons=[*c.reasons, reason]) for c in pressure]
+
+
+def _without_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    keep = [True] * len(text)
+    for a, b in spans:
+        keep[a:b] = [False] * (b - a)
+    return "".join(ch for ch, k in zip(text, keep, strict=True) if k)
 
 
 def _weigh_speaker(c: Candidate, prepared: Sequence[Prepared]) -> Candidate:

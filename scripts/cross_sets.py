@@ -5,17 +5,18 @@ The retired held-out sets (eval/holdout .. eval/holdout6) are training data now,
 shipped classifier has read their turns. For each of them in turn this script trains the
 classifier as `callaudit train` does (same split, out-of-fold thresholds, same config) on the
 corpus less every row that is made only of that set's sentences, and scores the set's scripts
-(each turn's text at its time, no ASR; as scripts/eval.py's "detection alone"). With seven sets
-of other authors' calls it is a far larger check than the two blind sets, and it spends none of
-their blindness: use it to screen a change to the classifier or its training before `make eval`.
+(each turn's text at its time, as scripts/eval.py's "detection alone"; with --asr, what the
+embedded Whisper hears in the set's recordings). With six sets of other authors' calls it is a
+larger check than the blind sets, and it spends none of their blindness: use it to screen a
+change to the classifier or its training before `make eval`.
 
 Caveats: the rules (analyzer/rules) were mended after reading these sets' errors, so the
-lexicon and fused columns are optimistic; the model column is the honest one. No ASR: what
-transcription loses is not here.
+lexicon and fused columns are optimistic; the model column is the honest one.
 
 Usage (from the repository root; about a minute per set on 2 cores):
     .venv/bin/python scripts/cross_sets.py                      # every retired set
     .venv/bin/python scripts/cross_sets.py --sets holdout5 holdout6 --config C=4
+    .venv/bin/python scripts/cross_sets.py --asr   # through Whisper (first run: ~20 min)
 """
 
 from __future__ import annotations
@@ -94,15 +95,36 @@ def detectors(lexicon: Lexicon, clf) -> dict[str, RuleDetector]:
     return {"fused": fused, "model": model, "lexicon": RuleDetector(lexicon)}
 
 
-def score_set(dets: dict[str, RuleDetector], calls: list[dict]) -> dict[str, dict]:
+def script_segments(call: dict, turns: list[Turn]) -> list[Segment]:
+    """The call as a perfect transcriber would give it: each turn's script at its time."""
+    return [Segment(i, t.start, t.end, t.text, t.channel) for i, t in enumerate(turns)]
+
+
+class Heard:
+    """The call as the pipeline's Whisper hears it (transcripts cached per user, so only
+    the first run transcribes)."""
+
+    def __init__(self, folder: Path):
+        from analyzer.pipeline import Analyzer, AnalyzerOptions
+
+        self.folder = folder
+        self.analyzer = Analyzer(AnalyzerOptions(use_cache=True, use_classifier=False))
+
+    def __call__(self, call: dict, turns: list[Turn]) -> list[Segment]:
+        return self.analyzer.analyze(self.folder / call["file"]).segments
+
+
+def score_set(dets: dict[str, RuleDetector], calls: list[dict],
+              segments_of=script_segments) -> dict[str, dict]:
     """Per variant: counts by category and the lawful calls with any finding."""
+    heard = {}
+    for c in calls:
+        turns = [Turn.from_label(c["id"], t) for t in c["turns"]]
+        heard[c["id"]] = (turns, segments_of(c, turns))
     out = {}
     for name, det in dets.items():
-        matches = []
-        for c in calls:
-            turns = [Turn.from_label(c["id"], t) for t in c["turns"]]
-            segs = [Segment(i, t.start, t.end, t.text, t.channel) for i, t in enumerate(turns)]
-            matches.append(match_call(c["id"], det.detect(segs), turns, lawful=bool(c["lawful"])))
+        matches = [match_call(c["id"], det.detect(heard[c["id"]][1]), heard[c["id"]][0],
+                              lawful=bool(c["lawful"])) for c in calls]
         out[name] = {"counts": count_by_category(matches),
                      "lawful_flagged": [m.call for m in matches if m.lawful and m.findings],
                      "lawful_calls": sum(1 for m in matches if m.lawful)}
@@ -141,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"folders under eval/ (default: {' '.join(RETIRED)})")
     ap.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                     help="TrainConfig fields to change, values as JSON (e.g. C=4)")
+    ap.add_argument("--asr", action="store_true",
+                    help="score what the embedded Whisper hears in the set's recordings instead "
+                         "of the scripts (slow the first time: transcripts are cached)")
     ap.add_argument("--shipped", action="store_true",
                     help="also score with the shipped classifier (it has read these sets: an "
                          "upper bound, not a measurement)")
@@ -148,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(args.config)
     lexicon = Lexicon.load()
     examples, _stats = load_corpus(ROOT / "corpus")
-    print("# Leave one set out (scripts, no ASR)\n")
+    heard = "Whisper transcripts" if args.asr else "scripts, no ASR"
+    print(f"# Leave one set out ({heard})\n")
     changed = {k: v for k, v in asdict(config).items() if v != asdict(TrainConfig())[k]}
     print(f"- training config changes: {changed or 'none'}; corpus {len(examples)} rows\n")
 
@@ -161,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         calls = json.loads((folder / "labels.json").read_text("utf-8"))["calls"]
         t = time.time()
         clf, dropped = train_without(examples, set_sentences(calls), config)
-        res = score_set(detectors(lexicon, clf), calls)
+        segments_of = Heard(folder) if args.asr else script_segments
+        res = score_set(detectors(lexicon, clf), calls, segments_of)
         for v in VARIANTS:
             for c, counts in res[v]["counts"].items():
                 totals[v][c].add(counts)
@@ -172,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             line += row(res[v]["counts"]["overall"])[2:]
         line.append(f"{len(res['fused']['lawful_flagged'])}/{res['fused']['lawful_calls']}")
         if args.shipped:
-            shipped = score_set({"fused": detectors(lexicon, load_classifier())["fused"]}, calls)
+            shipped = score_set({"fused": detectors(lexicon, load_classifier())["fused"]}, calls,
+                                segments_of)
             shipped_total.add(shipped["fused"]["counts"]["overall"])
             line += row(shipped["fused"]["counts"]["overall"])[2:]
         per_set.append(line)

@@ -271,6 +271,7 @@ def test_shared_detect_matches_each_scorer_subset():
     det = RuleDetector(SimpleNamespace(without_objections=lambda text: text,
                                          without_warnings=lambda text: text,
                                          third_party_cue=lambda text: None,
+                                         warning_across=lambda earlier, later: None,
                                          common=default_lexicon().common), threshold=0.5)
     det.scorers = [a, b]
     shared = ev.SharedDetect(det, {"fused": [0, 1], "a": [0], "b": [1]})

@@ -91,7 +91,7 @@ def test_a_debtor_quoting_the_caller_is_not_held_against_anyone(fused):
 @pytest.mark.parametrize(
     "text, category",
     [
-        ("昨天有个人打电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡", "false_legal"),
+        ("昨天接到电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡", "false_legal"),
         ("那个催收的骂我是废物，还说要天天打电话打到我崩溃", "insult"),
         ("我爸都七十了，你们天天打电话给他，还说要上门找他，老人家吓坏了", "third_party"),
     ],
@@ -102,6 +102,16 @@ def test_the_debtor_retelling_what_a_caller_said_is_weighed_down(fused, text, ca
     without_role.role = None
     assert category in {f.category for f in _detect(without_role, text)}
     assert fused.prepare([Segment(0, 0.0, 2.5, text)])[0].said_by_other_party
+    assert _detect(fused, text) == []
+
+
+def test_a_retold_call_is_set_aside_by_the_rules_too(fused):
+    # "有个人打电话说…" is a retelling (_common.yaml retellings): neither the rules nor the
+    # classifier read the retold words, whoever the role head takes the speaker for.
+    text = "昨天有个人打电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡"
+    without_role = copy.copy(fused)
+    without_role.role = None
+    assert _detect(without_role, text) == []
     assert _detect(fused, text) == []
 
 

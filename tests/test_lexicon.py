@@ -474,6 +474,22 @@ def test_debtor_retelling_a_scammer_is_not_the_caller_asking():
     assert "private_payment" in {h.category for h in lex.match("你可以先打到一个安全账户里.")}
 
 
+def test_debtor_retelling_another_caller_is_the_debtor_speaking():
+    lex = default_lexicon()
+    # As Whisper heard a debtor in a retired evaluation call (男 -> 难, 我 -> 握).
+    retold = "之前有个难的打电话,说明天带人上门给我家电视冰箱贴封条,还要叫派出所把握带走."
+    assert "threat" not in {h.category for h in lex.match(retold)}
+    assert "threat" in {h.category for h in lex.match("明天带人上门给你家电视冰箱贴封条.")}
+    # The classifier reads none of the retold words, however many clauses they run to.
+    assert lex.without_objections(retold) == ""
+    assert lex.without_objections("礼拜二有个自称另一家的,放话讲伢子放学走哪条路他晓得.") == ""
+    asked = "他还让我把身份证正反面拍给他,再把手机收到的六位数发过去,说是撤诉要用.好的."
+    assert lex.without_objections(asked) == "好的."
+    # A caller's own words about calling stay the caller's.
+    said = "明天有个同事打电话给你,你最好接."
+    assert lex.without_objections(said) == said
+
+
 def test_without_objections_keeps_the_callers_clauses():
     lex = default_lexicon()
     # The debtor's objection and the caller's next demand, joined in one mono segment.
