@@ -3,7 +3,8 @@
 detect() runs in three steps with a seam between them, so a trained classifier can join
 later without touching the rules:
 
-1. prepare: normalize each segment once, mark hallucinations and ASR weakness;
+1. prepare: normalize each segment once, mark hallucinations, ASR weakness and anti-fraud
+   warnings Whisper cut across two segments;
 2. candidates: every scorer (today only LexiconScorer) turns prepared segments into
    Candidates - one per category per segment, with a score in [0, 1] and the reasons;
    a classifier scorer would emit per-category probabilities per segment window the same way;
@@ -104,9 +105,8 @@ class Prepared:
     # Probability that the other party (debtor, relative) speaks here; 0 without a role model.
     other_party: float = 0.0
     # Spans of `text` that belong to an anti-fraud warning the transcriber cut across this
-    # segment and a neighbour (Lexicon.warning_across), and that warning's words.
+    # segment and a neighbour (Lexicon.warning_across).
     warned_spans: tuple[tuple[int, int], ...] = ()
-    cross_warning: str | None = None
 
     @property
     def said_by_other_party(self) -> bool:
@@ -476,7 +476,6 @@ class RuleDetector:
         channel (at most WARNING_JOIN_GAP s apart): "要是有人让你念验证码，或者开屏幕共享，" and
         "那都是骗子。" are one warning, not a request and a remark."""
         spans: dict[int, list[tuple[int, int]]] = {}
-        words: dict[int, str] = {}
         by_channel: dict[int, list[Prepared]] = {}
         for p in prepared:
             if p.text and not p.hallucination:
@@ -490,9 +489,7 @@ class RuleDetector:
                     continue
                 spans.setdefault(a.position, []).append((w.earlier_from, len(a.text)))
                 spans.setdefault(b.position, []).append((0, w.later_to))
-                words[a.position] = words[b.position] = w.phrase
-        return [p if p.position not in spans else
-                replace(p, warned_spans=tuple(spans[p.position]), cross_warning=words[p.position])
+        return [replace(p, warned_spans=tuple(spans[p.position])) if p.position in spans else p
                 for p in prepared]
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
