@@ -687,9 +687,9 @@ class Lexicon:
         return _first_match(self.common.warnings, readings)
 
     def warning_across(self, earlier: str, later: str) -> CrossWarning | None:
-        """The warning, and the spans of both texts it covers, when the last sentence of `earlier` and the first sentence of
-        `later` (normalized texts of neighbouring segments) are one anti-fraud warning cut in
-        two: Whisper cuts at pauses, and "要是有人让你念验证码，或者开屏幕共享，|那都是骗子"
+        """The warning, and the spans of both texts it covers, when the last sentence of
+        `earlier` and the first sentence of `later` (normalized texts of neighbouring segments)
+        are one anti-fraud warning cut in two: Whisper cuts at pauses, and "要是有人让你念验证码，或者开屏幕共享，|那都是骗子"
         leaves a bare request in one segment and its disclaimer in the next. Either the
         warning's words run across the cut, or `earlier` stops mid-sentence (at a comma) in a
         warning about what others do ("有人…", "骗子打着…") and `later` goes on describing it,
@@ -708,9 +708,11 @@ class Lexicon:
             return None
         joined = f"{tail},{head}"
         cut = len(tail)
-        for reading in (joined, self.repaired(joined)):
-            if _first_match(self.common.warning_requests, (reading,)):
-                return None  # "…那都是骗子，你把验证码报给我": a request, not a warning
+        readings = (joined, self.repaired(joined))
+        # As _warning_in: "…那都是骗子，你把验证码报给我" asks for something, it warns of nothing.
+        if _first_match(self.common.warning_requests, readings):
+            return None
+        for reading in readings:
             for rx in self.common.warnings:
                 for m in rx.finditer(reading):
                     if m.start() < cut < m.end() or (open_ended and m.end() <= cut

@@ -170,8 +170,8 @@ class LexiconScorer:
             if m is None or not m.hits:
                 continue
             if p.warned_spans:  # part of a warning cut across segments: not a request
-                m = replace(m, hits=tuple(h for h in m.hits if h.category not in warned or not any(
-                    h.start < b and a < h.end for a, b in p.warned_spans)))
+                m = replace(m, hits=tuple(h for h in m.hits if h.category not in warned
+                                          or not _overlaps(h.start, h.end, p.warned_spans)))
                 if not m.hits:
                     continue
             neighbours = [
@@ -456,11 +456,8 @@ class RuleDetector:
         for p in self._cross_warnings(prepare(segments)):
             kept = self.lexicon.without_objections(p.text) if p.text else p.text
             # Warned categories read the segment less a warning cut across segments, too.
-            base = _without_spans(p.text, p.warned_spans)
-            if base != p.text:
-                base = self.lexicon.without_objections(base) if base else base
-            else:
-                base = kept
+            base = (self.lexicon.without_objections(_without_spans(p.text, p.warned_spans))
+                    if p.warned_spans else kept)
             unwarned = self.lexicon.without_warnings(base) if base else base
             out.append(replace(p, model_text=None if kept == p.text else kept,
                                warned_text=None if unwarned == kept else unwarned))
@@ -535,6 +532,10 @@ class RuleDetector:
                   "对接电话的人施压也属于“骚扰第三方”")
         return [replace(c, category="third_party", source=[*c.source, THIRD_PARTY_CALL],
                         reasons=[*c.reasons, reason]) for c in pressure]
+
+
+def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(start < b and a < end for a, b in spans)
 
 
 def _without_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:

@@ -22,7 +22,6 @@ Usage (from the repository root; about a minute per set on 2 cores):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -90,14 +89,12 @@ def train_without(examples, keys: set[str], config: TrainConfig) -> tuple[Classi
 def detectors(lexicon: Lexicon, clf) -> dict[str, RuleDetector]:
     severities = {c: law.severity for c, law in legal.load().categories.items()}
     fused = RuleDetector(lexicon, extra_scorers=[ClassifierScorer(clf, severities, lexicon)])
-    model = copy.copy(fused)
-    model.scorers = fused.scorers[1:]
-    return {"fused": fused, "model": model, "lexicon": RuleDetector(lexicon)}
+    return {"fused": fused, "model": eval_script._with_scorers(fused, fused.scorers[1:]),
+            "lexicon": RuleDetector(lexicon)}
 
 
 def script_segments(call: dict, turns: list[Turn]) -> list[Segment]:
-    """The call as a perfect transcriber would give it: each turn's script at its time."""
-    return [Segment(i, t.start, t.end, t.text, t.channel) for i, t in enumerate(turns)]
+    return eval_script.script_segments(turns)
 
 
 class Heard:
@@ -131,18 +128,9 @@ def score_set(dets: dict[str, RuleDetector], calls: list[dict],
     return out
 
 
-def fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
-
-
 def row(counts: Counts) -> list[str]:
     m = counts.metrics()
-    return [str(m["labels"]), str(m["findings"]), fmt(m["precision"]), fmt(m["recall"])]
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return [str(m["labels"]), str(m["findings"]), eval_script.fmt(m["precision"]), eval_script.fmt(m["recall"])]
 
 
 def parse_config(items: list[str]) -> TrainConfig:
@@ -218,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     overall.append(f"{lawful['fused'][0]}/{lawful['fused'][1]}")
     if args.shipped:
         overall += row(shipped_total)[2:]
-    print(table(header, [*per_set, overall]))
+    print(eval_script.table(header, [*per_set, overall]))
     print()
     print("Per category, all sets together:\n")
     cat_rows = []
@@ -227,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in VARIANTS:
             r += row(totals[v][c]) if v == "fused" else row(totals[v][c])[2:]
         cat_rows.append(r)
-    print(table(["category", "labels", "fused findings", "fused P", "fused R",
+    print(eval_script.table(["category", "labels", "fused findings", "fused P", "fused R",
                  "model P", "model R", "lexicon P", "lexicon R"], cat_rows))
     print()
     print(f"- lawful calls with any finding: fused {lawful['fused'][0]}, model "
