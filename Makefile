@@ -61,6 +61,7 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout7/dialogues.yaml eval/holdout7/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout8/dialogues.yaml eval/holdout8/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout9/dialogues.yaml eval/holdout9/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout10/dialogues.yaml eval/holdout10/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ Usage (from the repository root), then `callaudit train`; name every set that is
 data (the retired held-out sets and corpus/calls/*), or the default protection, which covers
 every other eval/* set, trims a retired set's rows that share a sentence with another one:
     .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 \
-        eval/holdout4 eval/holdout5 eval/holdout6 corpus/calls/*/
+        eval/holdout4 eval/holdout5 eval/holdout6 eval/holdout7 corpus/calls/*/
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ def turn_rows(sets: list[Path], protected: set[str] | None = None
                 text = clean(turn["text"])
                 if protected:
                     text = without_protected(text, protected)
-                    if not text:
-                        continue
+                # A pause written as "……" is no row: the trainer rejects text without words.
+                if not re.search(r"\w", text):
+                    continue
                 labels = turn.get("labels") or []
                 if turn["speaker"] != "collector":
                     rows[LAWFUL].append((text, OTHER_PARTY_KIND))

@@ -2,7 +2,7 @@
 never the reference texts (the writer of a blind set must not read the other sets).
 
 Usage (from the repository root), before rendering; exit status 1 while anything collides:
-    .venv/bin/python scripts/check_overlap.py eval/holdout9/dialogues.yaml samples/dialogues.yaml eval corpus
+    .venv/bin/python scripts/check_overlap.py eval/holdout10/dialogues.yaml samples/dialogues.yaml eval corpus
 
 Clause check: every turn text (and `say`) and scenario line of the set is split at
 punctuation (。！？，、：；…— and other marks) and whitespace; clauses of 6+ characters

@@ -32,6 +32,7 @@ def _calls(folder: Path, threat_text: str) -> Path:
         {"speaker": "collector", "text": threat_text, "labels": ["threat", "third_party"]},
         {"speaker": "debtor", "text": "你们这是\t威胁我", "labels": []},
         {"speaker": "collector", "text": "可以申请分期还款", "labels": []},
+        {"speaker": "debtor", "text": "……", "labels": []},  # a pause: no row
     ]
     data = {"calls": [{"id": "x01", "file": "a.mp3", "turns": turns}]}
     (folder / "dialogues.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
@@ -54,6 +55,7 @@ def test_turns_go_where_their_labels_and_speakers_say(tmp_path):
     assert ["你们这是 威胁我", C.OTHER_PARTY_KIND] in lawful  # the tab cannot split the row
     assert ["可以申请分期还款", "call"] in lawful
     assert ["您好，请问是本人吗", "service"] in lawful  # the corpus's own rows stay
+    assert not any(r[0] == "……" for r in lawful)
     # The result is a corpus the trainer accepts, with the labels merged on one example.
     examples, _ = C.load_corpus(corpus)
     merged = [e for e in examples if e.text == "再不还就找人去你爸妈家"]
