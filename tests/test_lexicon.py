@@ -328,6 +328,12 @@ def test_negation_reaches_a_hit_that_begins_inside_the_negator(small):
         ("如果判决生效后您没有按判决还款,银行可以申请强制执行,冻结您名下的财产.", "false_legal"),
         ("只有在判决生效、您拒不履行的情形下,法院才可能把人纳入失信被执行人名单.", "false_legal"),
         ("任何人向您要验证码、密码,让您刷脸或者共享屏幕,都不要配合.", "sensitive_info"),
+        # Denied after the word, and the judge's say (eval/holdout7, retired).
+        ("就算走到诉讼那一步,判多少,怎么执行,都是法官说了算,跟坐牢扯不上.", "false_legal"),
+        ("欠款是民事的事,和刑事没有关系.", "false_legal"),
+        # Telling a contact they were listed names no debt.
+        ("王先生在我们这边登记联系人时留了你的号码.", "third_party"),
+        ("您的老同学之前登记过您的号码作为联系人.", "third_party"),
     ],
 )
 def test_truthful_process_denials_and_warnings_do_not_count(text, category):
@@ -340,6 +346,8 @@ def test_truthful_process_denials_and_warnings_do_not_count(text, category):
         ("再不还钱我们就会去你单位找你领导.", "third_party"),
         ("今天不还钱,明天就冻结你所有银行卡,等着坐牢吧.", "false_legal"),
         ("你把验证码念一下,谁问你都别管,先给我.", "sensitive_info"),
+        ("你不还就跟坐牢扯上关系了.", "false_legal"),
+        ("他把你填成紧急联系人了,不还钱我们就挨个打你通讯录.", "third_party"),
     ],
 )
 def test_the_same_words_as_threats_or_requests_still_count(text, category):
@@ -523,6 +531,9 @@ def test_unknown_pressure_category_names_its_line(tmp_path):
         "有人叫你把钱转到个人账户,千祈唔好信.",
         "所谓安全账户全是骗人的.",
         "有人假借我们的名头,说先交保证金才能分期,那都是假的.",
+        # "都别转", "一概别理" with 理 heard as 礼, "从不…叫人填" with the bank's name garbled.
+        "有人让您打到私人微信,不管他自称是谁,都别转.",
+        "有人让您打到私人微信,个人卡上一概别礼.",
     ],
 )
 def test_anti_fraud_warnings_do_not_count(warning):
@@ -541,6 +552,7 @@ def test_anti_fraud_warnings_do_not_count(warning):
         ("谨防诈骗,我们是正规的,你把银行卡密码报一下我帮你查.", "sensitive_info"),
         # Only its own sentence is a warning.
         ("千万别信那些骗子. 你把验证码发给我, 我帮你消逾期.", "sensitive_info"),
+        ("我们从不让你多跑,你把验证码念给我就行.", "sensitive_info"),
     ],
 )
 def test_requests_next_to_warning_words_still_count(text, category):
@@ -553,6 +565,9 @@ def test_without_warnings_drops_only_the_warning_sentences():
     text = "千万别信那些骗子.你把验证码发给我."
     assert lex.without_warnings(text) == "你把验证码发给我."
     assert lex.without_warnings("你把验证码发给我.") == "你把验证码发给我."
+    # "我行从不…叫人填…" with the bank's name garbled: the classifier reads the rest only.
+    text = "那条短信千万别点,我航从不发链接叫人填验证码.您的账单还差三百."
+    assert lex.without_warnings(text) == "您的账单还差三百."
 
 
 def test_model_anchors_are_validated(tmp_path):
