@@ -348,6 +348,9 @@ def test_truthful_process_denials_and_warnings_do_not_count(text, category):
         ("你把验证码念一下,谁问你都别管,先给我.", "sensitive_info"),
         ("你不还就跟坐牢扯上关系了.", "false_legal"),
         ("他把你填成紧急联系人了,不还钱我们就挨个打你通讯录.", "third_party"),
+        # The debtor's listed contacts are not the listener: still a threat to call them.
+        ("你填的紧急联系人我们都挨个打过电话了.", "third_party"),
+        ("再不还钱,你登记的那几个联系人我们今天全部打一遍.", "third_party"),
     ],
 )
 def test_the_same_words_as_threats_or_requests_still_count(text, category):
