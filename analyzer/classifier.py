@@ -88,6 +88,14 @@ def _keep(ch: str) -> bool:
     return ch.isalnum() or _is_han(ch)
 
 
+def text_key(text: str) -> str:
+    """What the corpus compares and trains on: the normalized text's letters, digits and Han
+    characters. Empty for a text without words (a pause written "……")."""
+    from .text import normalize
+
+    return "".join(c for c in normalize(text) if _keep(c))
+
+
 def _ngrams(items: Sequence[str], lo: int, hi: int, sep: str) -> list[str]:
     out = []
     for n in range(lo, hi + 1):
@@ -524,15 +532,13 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Example], dict[str, int]]:
     labels; a text in a category file and in lawful.tsv keeps the category (counted as a
     conflict, since the corpus contradicts itself there).
     """
-    from .text import normalize
-
     merged: dict[str, Example] = {}
     stats = {"duplicates": 0, "conflicts": 0}
     for path in corpus_files(corpus_dir):
         cat = path.stem
         second = "kind" if cat == LAWFUL else "style"
         for text, kind, lineno in _read_tsv(path, second):
-            key = "".join(c for c in normalize(text) if _keep(c))
+            key = text_key(text)
             if not key:
                 raise RuleError(f"{path} 第 {lineno} 行：文本中没有文字。")
             labels = frozenset() if cat == LAWFUL else frozenset([cat])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -712,13 +713,11 @@ class Lexicon:
         # As _warning_in: "…那都是骗子，你把验证码报给我" asks for something, it warns of nothing.
         if _first_match(self.common.warning_requests, readings):
             return None
-        for reading in readings:
-            for rx in self.common.warnings:
-                for m in rx.finditer(reading):
-                    if m.start() < cut < m.end() or (open_ended and m.end() <= cut
-                                                     and _DESCRIBES_OTHERS.search(m.group())
-                                                     and "我" not in head):
-                        return CrossWarning(m.group(), s0, s1)
+        for m in _matches(self.common.warnings, readings):
+            if m.start() < cut < m.end() or (open_ended and m.end() <= cut
+                                             and _DESCRIBES_OTHERS.search(m.group())
+                                             and "我" not in head):
+                return CrossWarning(m.group(), s0, s1)
         return None
 
     def without_warnings(self, text: str) -> str:
@@ -882,14 +881,19 @@ class CrossWarning(NamedTuple):
 _DESCRIBES_OTHERS = re.compile("有人|有些人|骗子|不法分子|诈骗分子")
 
 
-def _first_match(patterns: tuple[re.Pattern[str], ...], readings: tuple[str, ...]) -> str | None:
-    """The first text any pattern finds in any reading, or None."""
+def _matches(patterns: tuple[re.Pattern[str], ...], readings: tuple[str, ...]
+             ) -> Iterator[re.Match[str]]:
+    """Every match of every pattern in every reading: reading by reading, pattern by
+    pattern, left to right."""
     for reading in readings:
         for rx in patterns:
-            m = rx.search(reading)
-            if m:
-                return m.group()
-    return None
+            yield from rx.finditer(reading)
+
+
+def _first_match(patterns: tuple[re.Pattern[str], ...], readings: tuple[str, ...]) -> str | None:
+    """The first text any pattern finds in any reading, or None."""
+    m = next(_matches(patterns, readings), None)
+    return m.group() if m else None
 
 
 def _bounds(text: str, start: int, end: int, ends: str) -> tuple[int, int]:

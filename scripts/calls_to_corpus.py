@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND  # noqa: E402
+from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND, text_key  # noqa: E402
 from analyzer.fileio import atomic_write_text  # noqa: E402
 
 CALL_STYLE = "call"
@@ -91,8 +91,7 @@ def turn_rows(sets: list[Path], protected: set[str] | None = None
                 text = clean(turn["text"])
                 if protected:
                     text = without_protected(text, protected)
-                # A pause written as "……" is no row: the trainer rejects text without words.
-                if not re.search(r"\w", text):
+                if not text_key(text):  # a pause written "……": the trainer rejects it
                     continue
                 labels = turn.get("labels") or []
                 if turn["speaker"] != "collector":
