@@ -67,6 +67,9 @@ BLOCKS: tuple[str, ...] = ("word", "char", "pinyin")
 # lawful.tsv rows of this kind are the debtor (or a relative, a colleague) speaking: the
 # positive class of the speaker-role head.
 OTHER_PARTY_KIND = "debtor"
+# A style/kind may name where the row came from after a colon ("heard:holdout5": what Whisper
+# heard in that set's recordings; scripts/heard_to_corpus.py); what it is comes first.
+SOURCE_SEP = ":"
 # From this probability on, a segment counts as the other party's words (scoring weighs its
 # candidates down).
 OTHER_PARTY_THRESHOLD = 0.5
@@ -699,8 +702,13 @@ def fit(
     return FittedModel(vectorizers, models, featurizer, role)
 
 
+def base_kind(kind: str) -> str:
+    """The style/kind without the source it may name ("debtor:heard:holdout5" -> "debtor")."""
+    return kind.split(SOURCE_SEP, 1)[0]
+
+
 def is_other_party(e: Example) -> bool:
-    return not e.labels and e.kind == OTHER_PARTY_KIND
+    return not e.labels and base_kind(e.kind) == OTHER_PARTY_KIND
 
 
 def prf(truth: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
@@ -764,7 +772,7 @@ def evaluate(
     lawful = [i for i, e in enumerate(examples) if not e.labels]
     fa_by_kind: dict[str, list[int]] = {}
     for i in lawful:
-        fa_by_kind.setdefault(examples[i].kind, []).append(int(pred[i].any()))
+        fa_by_kind.setdefault(base_kind(examples[i].kind), []).append(int(pred[i].any()))
     return {
         "per_category": per,
         "micro": micro,

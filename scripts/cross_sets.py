@@ -1,12 +1,12 @@
 """Leave one set out: how the detector does on a retired evaluation set's calls when the
 classifier never saw that set.
 
-The retired held-out sets (eval/holdout .. eval/holdout7) are training data now, so the
+The retired held-out sets (eval/holdout .. eval/holdout8) are training data now, so the
 shipped classifier has read their turns. For each of them in turn this script trains the
 classifier as `callaudit train` does (same split, out-of-fold thresholds, same config) on the
 corpus less every row that is made only of that set's sentences, and scores the set's scripts
 (each turn's text at its time, as scripts/eval.py's "detection alone"; with --asr, what the
-embedded Whisper hears in the set's recordings). With seven sets of other authors' calls it is a
+embedded Whisper hears in the set's recordings). With eight sets of other authors' calls it is a
 larger check than the blind sets, and it spends none of their blindness: use it to screen a
 change to the classifier or its training before `make eval`.
 
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from calls_to_corpus import _key, _sentences  # noqa: E402
+from heard_to_corpus import is_heard_of  # noqa: E402
 
 import eval as eval_script  # noqa: E402
 from analyzer import legal  # noqa: E402
@@ -72,9 +73,12 @@ def from_set(text: str, keys: set[str]) -> bool:
     return bool(own) and all(k in keys for k in own if k)
 
 
-def train_without(examples, keys: set[str], config: TrainConfig) -> tuple[Classifier, int]:
-    """The classifier `callaudit train` would ship from the corpus less the set's rows."""
-    kept = [e for e in examples if not from_set(e.text, keys)]
+def train_without(examples, keys: set[str], config: TrainConfig, name: str = ""
+                  ) -> tuple[Classifier, int]:
+    """The classifier `callaudit train` would ship from the corpus less the set's rows: its
+    script sentences and what Whisper heard in its recordings (heard_to_corpus, by `name`)."""
+    kept = [e for e in examples
+            if not from_set(e.text, keys) and not is_heard_of(e.kind, {name})]
     train_ex, _held = split_holdout(kept, config.holdout, config.seed)
     lo, hi = config.threshold_range
     thresholds = choose_thresholds(label_matrix(train_ex), oof_proba(train_ex, config), lo, hi)
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = eval_script.CALL_SETS[name][0] if name in eval_script.CALL_SETS else ROOT / "eval" / name
         calls = json.loads((folder / "labels.json").read_text("utf-8"))["calls"]
         t = time.time()
-        clf, dropped = train_without(examples, set_sentences(calls), config)
+        clf, dropped = train_without(examples, set_sentences(calls), config, folder.name)
         segments_of = Heard(folder) if args.asr else script_segments
         res = score_set(detectors(lexicon, clf), calls, segments_of)
         for v in VARIANTS:

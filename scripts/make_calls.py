@@ -29,7 +29,7 @@ import re
 import sys
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -455,6 +455,11 @@ def write_json_atomic(path: Path, data) -> None:
     _publish(tmp_name, path)
 
 
+def speakable(calls: list[Call]) -> list[Call]:
+    """The calls less their turns with nothing to speak."""
+    return [replace(c, turns=[t for t in c.turns if split_clauses(spoken_text(t))]) for c in calls]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dialogues", type=Path, help="dialogue YAML")
@@ -466,12 +471,19 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "callaudit-tts",
         help="folder for synthesized clauses (.npy); speeds up re-runs",
     )
+    ap.add_argument(
+        "--skip-silent", action="store_true",
+        help="leave out turns with nothing to speak (the training scripts in corpus/calls write "
+             "a pause as a turn of its own, '……'; rendered for scripts/heard_to_corpus.py)",
+    )
     args = ap.parse_args(argv)
     try:
         calls = load_dialogues(args.dialogues)
     except DialogueError as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2
+    if args.skip_silent:
+        calls = speakable(calls)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     speech = Speech(args.cache)
     entries = []

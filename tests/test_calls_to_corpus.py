@@ -1,29 +1,18 @@
 """scripts/calls_to_corpus.py: retired evaluation turns go to the right corpus files, once."""
 
-import importlib.util
 from pathlib import Path
 
 import yaml
+from scripts_helpers import load_script, tiny_corpus
 
 from analyzer import classifier as C
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("calls_to_corpus",
-                                                  ROOT / "scripts" / "calls_to_corpus.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("calls_to_corpus")
 
 
-def _corpus(root: Path) -> Path:
-    root.mkdir()
-    for cat in C.CATEGORY_IDS:
-        (root / f"{cat}.tsv").write_text(f"text\tstyle\n老句子{cat}\tdirect\n", encoding="utf-8")
-    (root / "lawful.tsv").write_text("text\tkind\n您好，请问是本人吗\tservice\n", encoding="utf-8")
-    return root
+_corpus = tiny_corpus
 
 
 def _calls(folder: Path, threat_text: str) -> Path:

@@ -49,3 +49,22 @@ def test_config_changes_are_checked(cross):
         cross.parse_config(["nonsense=1"])
     with pytest.raises(SystemExit):
         cross.parse_config(["C"])
+
+
+def test_heard_rows_come_from_training_sets_and_leave_with_their_set(cross):
+    """What Whisper heard in a set's recordings (heard_to_corpus) is training data only for
+    a retired set or a training call set, and leaving the set out leaves it out too."""
+    examples, _ = load_corpus(ROOT / "corpus")
+    training = set(cross.RETIRED) | {p.name for p in (ROOT / "corpus" / "calls").iterdir()
+                                     if p.is_dir()}
+    heard = {}
+    for e in examples:
+        parts = e.kind.split(":")
+        if len(parts) >= 2 and parts[-2] == "heard":
+            heard.setdefault(parts[-1], []).append(e)
+    assert heard, "no heard rows in the corpus"
+    assert set(heard) <= training, set(heard) - training
+    for name in cross.RETIRED:
+        assert heard.get(name), f"no heard rows of {name}"
+        kept = [e for e in examples if not cross.is_heard_of(e.kind, {name})]
+        assert len(examples) - len(kept) == len(heard[name])

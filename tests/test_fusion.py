@@ -93,9 +93,10 @@ def test_a_debtor_quoting_the_caller_is_not_held_against_anyone(fused):
     [
         ("昨天接到电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡", "false_legal"),
         ("那个催收的骂我是废物，还说要天天打电话打到我崩溃", "insult"),
-        # (The retrained model of 46426d3 no longer reads "我爸都七十了，你们天天打电话给他…"
-        # as the caller's even without the head, so that case proves nothing about it.)
-        ("你们把我欠钱的事告诉了我单位领导，现在全公司都知道了", "third_party"),
+        # (Retrained models stopped reading "我爸都七十了，你们天天打电话给他…" (46426d3) and
+        # "你们把我欠钱的事告诉了我单位领导…" (the heard rows) as the caller's even without the
+        # head, so those cases prove nothing about it.)
+        ("你们把我欠款的事发到我们小区业主群里了，邻居都在议论", "exposure"),
     ],
 )
 def test_the_debtor_retelling_what_a_caller_said_is_weighed_down(fused, text, category):
