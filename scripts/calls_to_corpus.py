@@ -26,6 +26,7 @@ import argparse
 import re
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -105,20 +106,28 @@ def turn_rows(sets: list[Path], protected: set[str] | None = None
     return rows
 
 
-def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
-    """Rewrite each corpus file without the turns' texts, then with them; (removed, added)."""
-    texts = {t for items in rows.values() for t, _ in items}
+def rewrite(corpus: Path, rows: dict[str, list[tuple[str, str]]],
+            stale: Callable[[str, str], bool]) -> dict[str, tuple[int, int]]:
+    """Rewrite each corpus file without its stale rows (stale(text, style/kind)), then with
+    the new ones; (removed, added) per file."""
     counts = {}
     for stem, items in rows.items():
         path = corpus / f"{stem}.tsv"
         header, *lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [ln for ln in lines if ln.split("\t", 1)[0].strip() not in texts]
+        kept = [ln for ln in lines
+                if not stale(ln.split("\t", 1)[0].strip(), ln.rsplit("\t", 1)[-1].strip())]
         added = list(dict.fromkeys(f"{t}\t{k}" for t, k in items))
         # Keep the file's permissions (an atomic write's temporary file is private).
         atomic_write_text(path, "\n".join([header, *kept, *added]) + "\n",
                           mode=stat.S_IMODE(path.stat().st_mode))
         counts[stem] = (len(lines) - len(kept), len(added))
     return counts
+
+
+def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
+    """Rewrite each corpus file without the turns' texts, then with them; (removed, added)."""
+    texts = {t for items in rows.values() for t, _ in items}
+    return rewrite(corpus, rows, lambda text, _kind: text in texts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from calls_to_corpus import _key, _sentences  # noqa: E402
-from heard_to_corpus import is_heard_of  # noqa: E402
+from heard_to_corpus import is_heard_of, transcriber  # noqa: E402
 
 import eval as eval_script  # noqa: E402
 from analyzer import legal  # noqa: E402
@@ -106,13 +106,11 @@ class Heard:
     the first run transcribes)."""
 
     def __init__(self, folder: Path):
-        from analyzer.pipeline import Analyzer, AnalyzerOptions
-
         self.folder = folder
-        self.analyzer = Analyzer(AnalyzerOptions(use_cache=True, use_classifier=False))
+        self.segments_of = transcriber()
 
     def __call__(self, call: dict, turns: list[Turn]) -> list[Segment]:
-        return self.analyzer.analyze(self.folder / call["file"]).segments
+        return self.segments_of(self.folder / call["file"])
 
 
 def score_set(dets: dict[str, RuleDetector], calls: list[dict],

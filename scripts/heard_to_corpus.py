@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,10 +39,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from calls_to_corpus import _key, _sentences, clean, default_protected, protected_sentences  # noqa: E402
+from calls_to_corpus import (  # noqa: E402
+    _key,
+    _sentences,
+    clean,
+    default_protected,
+    protected_sentences,
+    rewrite,
+)
 
 from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND, SOURCE_SEP, text_key  # noqa: E402
-from analyzer.fileio import atomic_write_text  # noqa: E402
 from analyzer.types import Segment  # noqa: E402
 
 HEARD = "heard"
@@ -56,10 +61,15 @@ def heard_kind(set_name: str, other_party: bool = False) -> str:
     return f"{OTHER_PARTY_KIND}{SOURCE_SEP}{kind}" if other_party else kind
 
 
+def heard_set(kind: str) -> str | None:
+    """The set a row this script wrote was heard in; None for any other row."""
+    parts = kind.split(SOURCE_SEP)
+    return parts[-1] if len(parts) >= 2 and parts[-2] == HEARD else None
+
+
 def is_heard_of(kind: str, set_names: set[str]) -> bool:
     """A row this script wrote for one of the sets."""
-    parts = kind.split(SOURCE_SEP)
-    return len(parts) >= 2 and parts[-2] == HEARD and parts[-1] in set_names
+    return heard_set(kind) in set_names
 
 
 def turn_texts(turns: Sequence[dict], segments: Sequence[Segment]) -> dict[int, str]:
@@ -106,16 +116,7 @@ def heard_rows(folder: Path, segments_of: Callable[[Path], list[Segment]],
 def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]], set_names: set[str]
           ) -> dict[str, tuple[int, int]]:
     """Rewrite each corpus file without the sets' heard rows, then with the new ones."""
-    counts = {}
-    for stem, items in rows.items():
-        path = corpus / f"{stem}.tsv"
-        header, *lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [ln for ln in lines if not is_heard_of(ln.rsplit("\t", 1)[-1].strip(), set_names)]
-        added = list(dict.fromkeys(f"{t}\t{k}" for t, k in items))
-        atomic_write_text(path, "\n".join([header, *kept, *added]) + "\n",
-                          mode=stat.S_IMODE(path.stat().st_mode))
-        counts[stem] = (len(lines) - len(kept), len(added))
-    return counts
+    return rewrite(corpus, rows, lambda _text, kind: is_heard_of(kind, set_names))
 
 
 def transcriber() -> Callable[[Path], list[Segment]]:
