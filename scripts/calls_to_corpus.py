@@ -17,7 +17,7 @@ Usage (from the repository root), then `callaudit train`; name every set that is
 data (the retired held-out sets and corpus/calls/*), or the default protection, which covers
 every other eval/* set, trims a retired set's rows that share a sentence with another one:
     .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 \
-        eval/holdout4 eval/holdout5 eval/holdout6 eval/holdout7 eval/holdout8 corpus/calls/*/
+        eval/holdout4 eval/holdout5 eval/holdout6 eval/holdout7 eval/holdout8 eval/holdout9 corpus/calls/*/
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def clean(text: str) -> str:
     return " ".join(text.replace("\t", " ").split())
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
     return [x for x in re.split(r"(?<=[。！？!?])", text) if x.strip()]
 
 
-def _key(sentence: str) -> str:
+def sentence_key(sentence: str) -> str:
     """A sentence as the leak tests compare it: no punctuation inside, no spaces."""
     return re.sub(r"[，、：；,\s。！？!?]", "", sentence)
 
@@ -60,14 +60,14 @@ def protected_sentences(folders: list[Path]) -> set[str]:
     for folder in folders:
         for call in _load(folder)["calls"]:
             for turn in call["turns"]:
-                out |= {k for x in _sentences(turn["text"]) if len(k := _key(x)) >= 6}
+                out |= {k for x in sentences(turn["text"]) if len(k := sentence_key(x)) >= 6}
     return out
 
 
 def without_protected(text: str, protected: set[str]) -> str:
     """The turn less any sentence that contains a protected one (two sets' authors can hit on
     the same short phrase; a blind set's words must not reach the corpus)."""
-    return "".join(x for x in _sentences(text) if not any(p in _key(x) for p in protected)).strip()
+    return "".join(x for x in sentences(text) if not any(p in sentence_key(x) for p in protected)).strip()
 
 
 def _load(folder: Path) -> dict:

@@ -1,7 +1,7 @@
 """Leave one set out: how the detector does on a retired evaluation set's calls when the
 classifier never saw that set.
 
-The retired held-out sets (eval/holdout .. eval/holdout8) are training data now, so the
+The retired held-out sets (eval/holdout .. eval/holdout9) are training data now, so the
 shipped classifier has read their turns. For each of them in turn this script trains the
 classifier as `callaudit train` does (same split, out-of-fold thresholds, same config) on the
 corpus less every row that is made only of that set's sentences, and scores the set's scripts
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from calls_to_corpus import _key, _sentences  # noqa: E402
+from calls_to_corpus import sentence_key, sentences  # noqa: E402
 from heard_to_corpus import is_heard_of, transcriber  # noqa: E402
 
 import eval as eval_script  # noqa: E402
@@ -63,13 +63,13 @@ VARIANTS = ("fused", "model", "lexicon")
 
 def set_sentences(calls: list[dict]) -> set[str]:
     """Every sentence of the set's turns, as calls_to_corpus compares them."""
-    return {_key(s) for c in calls for t in c["turns"] for s in _sentences(t["text"])}
+    return {sentence_key(s) for c in calls for t in c["turns"] for s in sentences(t["text"])}
 
 
 def from_set(text: str, keys: set[str]) -> bool:
     """A corpus row made only of the set's sentences (calls_to_corpus writes a turn less the
     sentences another set protects, so a row is a subset of one turn's sentences)."""
-    own = [_key(s) for s in _sentences(text)]
+    own = [sentence_key(s) for s in sentences(text)]
     return bool(own) and all(k in keys for k in own if k)
 
 
@@ -115,7 +115,8 @@ class Heard:
 
 def score_set(dets: dict[str, RuleDetector], calls: list[dict],
               segments_of=script_segments) -> dict[str, dict]:
-    """Per variant: counts by category and the lawful calls with any finding."""
+    """Per variant: counts by category, the lawful calls with any finding, and the calls'
+    matches (for --errors)."""
     heard = {}
     for c in calls:
         turns = [Turn.from_label(c["id"], t) for t in c["turns"]]
@@ -126,8 +127,34 @@ def score_set(dets: dict[str, RuleDetector], calls: list[dict],
                               lawful=bool(c["lawful"])) for c in calls]
         out[name] = {"counts": count_by_category(matches),
                      "lawful_flagged": [m.call for m in matches if m.lawful and m.findings],
-                     "lawful_calls": sum(1 for m in matches if m.lawful)}
+                     "lawful_calls": sum(1 for m in matches if m.lawful),
+                     "matches": matches,
+                     "segments": {c["id"]: heard[c["id"]][1] for c in calls}}
     return out
+
+
+def heard_in(segments: list[Segment], turn: Turn) -> str:
+    """What the transcript says within the turn's time (same channel)."""
+    return "".join(s.text for s in segments
+                   if s.start < turn.end and s.end > turn.start
+                   and (turn.channel is None or s.channel in (None, turn.channel)))
+
+
+def error_lines(name: str, res: dict) -> list[str]:
+    """The fused variant's missed labels and false findings of one set, for reading: the
+    script's turn next to what the detector read."""
+    out = [f"## {name}", ""]
+    for m in res["matches"]:
+        segments = res["segments"][m.call]
+        for t, c in m.missed:
+            out.append(f"- MISS {c} {m.call}#{t.index} script: {t.text}")
+            out.append(f"  heard: {heard_in(segments, t)}")
+        by_index = {s.index: s.text for s in segments}
+        for f in m.false_positives:
+            said = "".join(by_index.get(i, "") for i in f.segment_indices)
+            out.append(f"- FALSE {f.category} {m.call} {f.start:.1f}-{f.end:.1f}"
+                       f"{' (lawful call)' if m.lawful else ''}: {said} [{', '.join(f.source)}]")
+    return [*out, ""]
 
 
 def row(counts: Counts) -> list[str]:
@@ -159,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shipped", action="store_true",
                     help="also score with the shipped classifier (it has read these sets: an "
                          "upper bound, not a measurement)")
+    ap.add_argument("--errors", type=Path, metavar="FILE",
+                    help="write the fused variant's missed labels and false findings here "
+                         "(these sets are retired: reading them is allowed)")
     args = ap.parse_args(argv)
     config = parse_config(args.config)
+    errors: list[str] = []
     lexicon = Lexicon.load()
     examples, _stats = load_corpus(ROOT / "corpus")
     heard = "Whisper transcripts" if args.asr else "scripts, no ASR"
@@ -194,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             shipped_total.add(shipped["fused"]["counts"]["overall"])
             line += row(shipped["fused"]["counts"]["overall"])[2:]
         per_set.append(line)
+        errors += error_lines(name, res["fused"])
         print(f"_{name}: {time.time() - t:.0f} s_", file=sys.stderr)
 
     header = ["set", "calls", "rows left out"]
@@ -222,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"- lawful calls with any finding: fused {lawful['fused'][0]}, model "
           f"{lawful['model'][0]}, lexicon {lawful['lexicon'][0]} of {lawful['fused'][1]}")
+    if args.errors:
+        args.errors.write_text("\n".join(errors), "utf-8")
     return 0
 
 

@@ -23,7 +23,7 @@ named like their set (the audio is not kept in the repository; rendering needs t
 environment of the Makefile's `samples` target, about 4 minutes a set, and transcribing as
 long again):
     .tts-venv/bin/python scripts/make_calls.py --skip-silent corpus/calls/kin/dialogues.yaml /tmp/r/kin/
-    .venv/bin/python scripts/heard_to_corpus.py eval/holdout eval/holdout2 ... eval/holdout8 /tmp/r/kin ...
+    .venv/bin/python scripts/heard_to_corpus.py eval/holdout eval/holdout2 ... eval/holdout9 /tmp/r/kin ...
 Name every set each time: a set not named keeps its rows from the last run.
 """
 
@@ -40,12 +40,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from calls_to_corpus import (  # noqa: E402
-    _key,
-    _sentences,
     clean,
     default_protected,
     protected_sentences,
     rewrite,
+    sentence_key,
+    sentences,
 )
 
 from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND, SOURCE_SEP, text_key  # noqa: E402
@@ -100,7 +100,7 @@ def heard_rows(folder: Path, segments_of: Callable[[Path], list[Segment]],
         for i, text in turn_texts(turns, segments_of(folder / call["file"])).items():
             turn = turns[i]
             if not text_key(text) or any(
-                    p in _key(x) for x in _sentences(turn["text"]) for p in protected):
+                    p in sentence_key(x) for x in sentences(turn["text"]) for p in protected):
                 continue
             if turn["speaker"] != "collector":
                 rows[LAWFUL].append((text, heard_kind(name, other_party=True)))

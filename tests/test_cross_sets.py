@@ -67,3 +67,23 @@ def test_heard_rows_come_from_training_sets_and_leave_with_their_set(cross):
         assert heard.get(name), f"no heard rows of {name}"
         kept = [e for e in examples if not cross.is_heard_of(e.kind, {name})]
         assert len(examples) - len(kept) == len(heard[name])
+
+
+def test_error_lines_show_the_turn_heard_and_the_false_finding(cross):
+    """--errors: a missed label shows the script's turn and what was heard in its time on its
+    channel; a false finding shows the segments it came from."""
+    from analyzer.evaluation import Turn, match_call
+    from analyzer.types import Finding, Segment
+
+    turns = [Turn("c1", 0, 0.0, 4.0, "把验证码念给我。", ("sensitive_info",), "collector", 0),
+             Turn("c1", 1, 5.0, 8.0, "好的我明天还。", (), "debtor", 1)]
+    segments = [Segment(0, 0.5, 3.5, "把院正马念给我", channel=0),
+                Segment(1, 0.5, 3.5, "喂？", channel=1),  # same time, other party's channel
+                Segment(2, 5.0, 8.0, "好的我明天还", channel=1)]
+    false = Finding("threat", 5.0, 8.0, 0.9, "high", [], ["model:threat"], "", [2], channel=1)
+    m = match_call("c1", [false], turns, lawful=False)
+    lines = cross.error_lines("setA", {"matches": [m], "segments": {"c1": segments}})
+    text = "\n".join(lines)
+    assert "MISS sensitive_info c1#0 script: 把验证码念给我。" in text
+    assert "heard: 把院正马念给我\n" in text + "\n"  # not the debtor's 喂？
+    assert "FALSE threat c1 5.0-8.0: 好的我明天还 [model:threat]" in text

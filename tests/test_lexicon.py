@@ -357,6 +357,25 @@ def test_the_same_words_as_threats_or_requests_still_count(text, category):
     assert category in {h.category for h in default_lexicon().match(text)}
 
 
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [
+        # Claims to be a state body (eval/holdout7 and holdout8 misses, retired sets).
+        ("这里是国家金融监督管理总局消费者权益保护热线,我是工作人员小路.", True),
+        ("您放心,我们是国家机关.", True),
+        ("防的是骗子,我们是国家机构,两码事.", True),
+        ("别人不能给,我们是监管部门,跟各家银行联网.", True),
+        ("那是防骗子的,我们是官方机构,不一样.", True),
+        # Lawful: a licensed lender under supervision, a denial, a complaint channel.
+        ("我们是持牌机构,受国家金融监督管理总局监管.", False),
+        ("我们不是国家机关,只是平台委托的催收公司.", False),
+        ("您可以拨打12378向国家金融监督管理总局反映.", False),
+    ],
+)
+def test_claiming_to_be_a_state_body(text, hit):
+    assert ("impersonation" in {h.category for h in default_lexicon().match(text)}) is hit
+
+
 def test_exclusion_overlapping_the_hit_suppresses_it(small):
     m = small.analyze("不要把验证码告诉任何人", keep_suppressed=True)
     assert [h.rule_id for h in m.hits] == ["sensitive_info.code"]

@@ -34,10 +34,12 @@ HOLDOUT8 = ROOT / "eval" / "holdout8"
 HOLDOUT9 = ROOT / "eval" / "holdout9"
 HOLDOUT10 = ROOT / "eval" / "holdout10"
 HOLDOUT11 = ROOT / "eval" / "holdout11"
+HOLDOUT12 = ROOT / "eval" / "holdout12"
 SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
         "holdout3": HOLDOUT3, "holdout4": HOLDOUT4, "holdout5": HOLDOUT5,
         "holdout6": HOLDOUT6, "holdout7": HOLDOUT7, "holdout8": HOLDOUT8,
-        "holdout9": HOLDOUT9, "holdout10": HOLDOUT10, "holdout11": HOLDOUT11}
+        "holdout9": HOLDOUT9, "holdout10": HOLDOUT10, "holdout11": HOLDOUT11,
+        "holdout12": HOLDOUT12}
 
 
 def load_labels(folder: Path) -> dict:
@@ -161,7 +163,7 @@ def test_stereo_sample_keeps_one_party_per_channel():
     [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6),
      ("holdout4", 2, 6), ("holdout5", 3, 6), ("holdout6", 3, 6),
      ("holdout7", 3, 6), ("holdout8", 3, 6), ("holdout9", 3, 6),
-     ("holdout10", 3, 6), ("holdout11", 3, 6)],
+     ("holdout10", 3, 6), ("holdout11", 3, 6), ("holdout12", 3, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
@@ -222,7 +224,7 @@ def test_call_sets_never_share_sentences_or_files(a, b):
 # Retired held-out sets: measured many times, their turns are training data now
 # (scripts/calls_to_corpus.py); scripts/eval.py no longer runs them by default.
 TRAINED_ON = ("holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6",
-              "holdout7", "holdout8")
+              "holdout7", "holdout8", "holdout9")
 
 
 def corpus_text() -> str:
