@@ -91,11 +91,11 @@ def test_a_debtor_quoting_the_caller_is_not_held_against_anyone(fused):
 @pytest.mark.parametrize(
     "text, category",
     [
-        ("昨天接到电话说是法院的，说我不还就要被抓去坐牢，我吓得一晚上没睡", "false_legal"),
         ("那个催收的骂我是废物，还说要天天打电话打到我崩溃", "insult"),
         # (Retrained models stopped reading "我爸都七十了，你们天天打电话给他…" (46426d3) and
         # "你们把我欠钱的事告诉了我单位领导…" (the heard rows) as the caller's even without the
-        # head, so those cases prove nothing about it.)
+        # head, so those cases prove nothing about it; "昨天接到电话说是法院的，说我不还就要被抓去
+        # 坐牢…" is a retelling rule's now (_common.yaml, tested in test_lexicon).)
         ("你们把我欠款的事发到我们小区业主群里了，邻居都在议论", "exposure"),
     ],
 )

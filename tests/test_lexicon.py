@@ -520,6 +520,19 @@ def test_debtor_retelling_another_caller_is_the_debtor_speaking():
     assert lex.without_objections(said) == said
 
 
+@pytest.mark.parametrize("retold", ["昨天接到电话说是法院的,说我不还就要被抓去坐牢,我吓得一晚上没睡.",
+                                    "我前天接了个电话,说要抓我去坐牢."])
+def test_a_call_the_speaker_received_is_retold(retold):
+    lex = default_lexicon()
+    assert "false_legal" not in {h.category for h in lex.match(retold)}
+    assert lex.without_objections(retold) == ""
+
+
+def test_a_call_the_debtor_received_told_by_the_collector_still_counts():
+    said = "你接到电话说要坐牢是真的,再不还就抓你去坐牢."
+    assert "false_legal" in {h.category for h in default_lexicon().match(said)}
+
+
 def test_without_objections_keeps_the_callers_clauses():
     lex = default_lexicon()
     # The debtor's objection and the caller's next demand, joined in one mono segment.
