@@ -70,6 +70,8 @@ OTHER_PARTY_KIND = "debtor"
 # A style/kind may name where the row came from after a colon ("heard:holdout5": what Whisper
 # heard in that set's recordings; scripts/heard_to_corpus.py); what it is comes first.
 SOURCE_SEP = ":"
+# The source scripts/heard_to_corpus.py names: "heard:<set>", "debtor:heard:<set>".
+HEARD_SOURCE = "heard"
 # From this probability on, a segment counts as the other party's words (scoring weighs its
 # candidates down).
 OTHER_PARTY_THRESHOLD = 0.5
@@ -691,20 +693,28 @@ def fit(
             C=config.C, class_weight=config.class_weight, solver="liblinear", max_iter=1000
         )
         models.append(m.fit(X, Y[:, k]))
-    # The role head reads the original rows only: augmentation joins a row with a lawful
-    # neighbour that may be the collector's, and the role of such a join is unknown.
-    role_y = [is_other_party(e) for e in examples]
+    # The role head reads the original script rows only: augmentation joins a row with a
+    # lawful neighbour that may be the collector's, and a heard row is what Whisper cut at
+    # its own pauses, not at the turn, so its side is less sure (and heard debtor rows, as
+    # many as the written ones, pulled collector sentences towards the debtor).
+    scripted = [i for i, e in enumerate(examples) if not is_heard(e.kind)]
+    role_y = [is_other_party(examples[i]) for i in scripted]
     role = None
     if any(role_y) and not all(role_y):
         role = LogisticRegression(
             C=config.C, class_weight=config.class_weight, solver="liblinear", max_iter=1000
-        ).fit(X[: len(rows)], role_y)
+        ).fit(X[scripted], role_y)
     return FittedModel(vectorizers, models, featurizer, role)
 
 
 def base_kind(kind: str) -> str:
     """The style/kind without the source it may name ("debtor:heard:holdout5" -> "debtor")."""
     return kind.split(SOURCE_SEP, 1)[0]
+
+
+def is_heard(kind: str) -> bool:
+    """A row of what Whisper wrote for a labelled recording (scripts/heard_to_corpus.py)."""
+    return HEARD_SOURCE in kind.split(SOURCE_SEP)[:-1]
 
 
 def is_other_party(e: Example) -> bool:

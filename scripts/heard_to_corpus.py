@@ -48,10 +48,17 @@ from calls_to_corpus import (  # noqa: E402
     sentences,
 )
 
-from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND, SOURCE_SEP, text_key  # noqa: E402
+from analyzer.classifier import (  # noqa: E402
+    CATEGORY_IDS,
+    HEARD_SOURCE,
+    LAWFUL,
+    OTHER_PARTY_KIND,
+    SOURCE_SEP,
+    text_key,
+)
 from analyzer.types import Segment  # noqa: E402
 
-HEARD = "heard"
+HEARD = HEARD_SOURCE
 # A segment belongs to a turn when more than this share of it lies inside the turn.
 MIN_SHARE = 0.5
 

@@ -68,10 +68,13 @@ def test_heard_rows_are_labelled_like_their_turns_and_name_the_set(tmp_path):
     examples, _ = C.load_corpus(corpus)
     by_text = {e.text: e for e in examples}
     assert by_text["再不还前,我们就去你家找你。"].labels == {"threat"}
-    # The speaker-role head learns the heard debtor rows as the other party, not the rest.
+    # Heard debtor rows are the other party's words, but the speaker-role head reads only the
+    # scripts' rows (a heard row's side is less sure): every heard row says it is one.
     assert C.is_other_party(by_text["你这是威胁我吗?"])
     assert not C.is_other_party(by_text["申请分期还款。"])
     assert C.base_kind("debtor:heard:setA") == "debtor" and C.base_kind("service") == "service"
+    assert all(C.is_heard(e.kind) for e in examples if e.kind.endswith(":setA"))
+    assert not any(C.is_heard(k) for k in ("debtor", "service", "call", ""))
 
 
 def test_a_rerun_replaces_the_sets_heard_rows_only(tmp_path):
