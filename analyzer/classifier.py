@@ -712,9 +712,16 @@ def base_kind(kind: str) -> str:
     return kind.split(SOURCE_SEP, 1)[0]
 
 
+def heard_set(kind: str) -> str | None:
+    """The call set a heard row ("heard:<set>", "debtor:heard:<set>") was heard in; None for
+    any other row."""
+    parts = kind.split(SOURCE_SEP)
+    return parts[-1] if len(parts) >= 2 and parts[-2] == HEARD_SOURCE else None
+
+
 def is_heard(kind: str) -> bool:
     """A row of what Whisper wrote for a labelled recording (scripts/heard_to_corpus.py)."""
-    return HEARD_SOURCE in kind.split(SOURCE_SEP)[:-1]
+    return heard_set(kind) is not None
 
 
 def is_other_party(e: Example) -> bool:

@@ -75,8 +75,9 @@ _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "excl
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
     "retellings", "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
-    "model_anchors", "third_party_cues", "third_party_pressure",
+    "model_anchors", "model_anchor_exceptions", "third_party_cues", "third_party_pressure", "unverifiable_claims",
 }
+_CLAIM_KEYS = {"claims", "unless"}
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MACRO = re.compile(r"<([^<>=!?]+?)>")
 
@@ -157,6 +158,20 @@ class TextMatch:
 
 
 @dataclass(frozen=True)
+class UnverifiableClaim:
+    """Words that, said alone, are lawful when true and that a recording cannot check
+    (scoring.RuleDetector.corroborated): a segment matching one of `claims` and none of
+    `unless`."""
+
+    claims: tuple[re.Pattern[str], ...]
+    unless: tuple[re.Pattern[str], ...] = ()
+
+    def matches(self, text: str) -> bool:
+        return (any(p.search(text) for p in self.claims)
+                and not any(p.search(text) for p in self.unless))
+
+
+@dataclass(frozen=True)
 class Common:
     macros: dict[str, str]
     negators: tuple[str, ...]
@@ -170,6 +185,8 @@ class Common:
     warned_categories: frozenset[str] = frozenset()
     # category -> words one of which a model-only finding of it needs in its segment
     model_anchors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # category -> phrases whose anchor words do not count (the lender's own account, "对公账户")
+    model_anchor_exceptions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A call to someone other than the debtor: its cues, and the categories that are also
     # third_party when said to that person (analyzer.scoring).
     third_party_cues: tuple[re.Pattern[str], ...] = ()
@@ -177,6 +194,8 @@ class Common:
     # the sentence is the retold words, not only the clause with the match.
     retellings: tuple[re.Pattern[str], ...] = ()
     third_party_pressure: frozenset[str] = frozenset()
+    # category -> the claim a finding of it may consist of and still need corroboration
+    unverifiable_claims: dict[str, UnverifiableClaim] = field(default_factory=dict)
 
 
 EMPTY_COMMON = Common({}, (), (), (), (), (), ())
@@ -370,18 +389,40 @@ def _load_common(path: Path) -> Common:
         warning_requests=tuple(check.regexes(m, "warning_requests")),
         warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
         model_anchors=_model_anchors(check, m),
+        model_anchor_exceptions=_model_anchors(check, m, "model_anchor_exceptions"),
         third_party_cues=tuple(check.regexes(m, "third_party_cues")),
         third_party_pressure=frozenset(_category_ids(check, m, "third_party_pressure")),
+        unverifiable_claims=_unverifiable_claims(check, m),
     )
 
 
-def _model_anchors(check: _Checker, m: _Mapping) -> dict[str, tuple[str, ...]]:
-    raw = m.get("model_anchors")
+def _unverifiable_claims(check: _Checker, m: _Mapping) -> dict[str, UnverifiableClaim]:
+    raw = m.get("unverifiable_claims")
     if raw is None:
         return {}
     if not isinstance(raw, _Mapping):
-        raise check.fail(m.key_lines["model_anchors"], "model_anchors 应为“类别编号: [词, ...]”形式的映射")
-    return {_category_id(check, cat, raw.key_lines[cat], "model_anchors"): tuple(check.terms(raw, cat))
+        raise check.fail(m.key_lines["unverifiable_claims"],
+                         "unverifiable_claims 应为“类别编号: {claims: [...], unless: [...]}”形式的映射")
+    out = {}
+    for cat in raw:
+        line = raw.key_lines[cat]
+        entry = check.mapping(raw[cat], line, f"unverifiable_claims 的“{cat}”", _CLAIM_KEYS)
+        claims = check.regexes(entry, "claims")
+        if not claims:
+            raise check.fail(line, f"unverifiable_claims 的“{cat}”缺少 claims（至少一个正则表达式）")
+        out[_category_id(check, cat, line, "unverifiable_claims")] = UnverifiableClaim(
+            tuple(claims), tuple(check.regexes(entry, "unless")))
+    return out
+
+
+def _model_anchors(check: _Checker, m: _Mapping, key: str = "model_anchors"
+                   ) -> dict[str, tuple[str, ...]]:
+    raw = m.get(key)
+    if raw is None:
+        return {}
+    if not isinstance(raw, _Mapping):
+        raise check.fail(m.key_lines[key], f"{key} 应为“类别编号: [词, ...]”形式的映射")
+    return {_category_id(check, cat, raw.key_lines[cat], key): tuple(check.terms(raw, cat))
             for cat in raw}
 
 

@@ -282,6 +282,7 @@ class ClassifierScorer:
         # Categories read without anti-fraud warning sentences (Prepared.warned_text).
         self.warned_categories = common.warned_categories if common else frozenset()
         self.anchors = common.model_anchors if common else {}
+        self.anchor_exceptions = common.model_anchor_exceptions if common else {}
         self.lexicon = lexicon
         self.name = f"model:{classifier.name}"
 
@@ -290,9 +291,11 @@ class ClassifierScorer:
             1e-6, 1.0 - threshold
         )
 
-    def _anchored(self, category: str, text: str) -> bool:
+    def anchored(self, category: str, text: str) -> bool:
         """The text (as heard, or with garbled domain words repaired) names an anchor."""
         readings = (text, self.lexicon.repaired(text)) if self.lexicon is not None else (text,)
+        for x in self.anchor_exceptions.get(category, ()):
+            readings = tuple(r.replace(x, "") for r in readings)
         return any(w in r for w in self.anchors[category] for r in readings)
 
     def _score(self, segments: Sequence[Prepared], texts: list[str]):
@@ -320,7 +323,7 @@ class ClassifierScorer:
                 if prob < thr:
                     continue
                 score = self.score(prob, thr) * p.weight
-                if cat in self.anchors and not self._anchored(cat, p.text):
+                if cat in self.anchors and not self.anchored(cat, p.text):
                     score = min(score, MODEL_SUPPORT_CAP)
                 read = (warned_texts if cat in self.warned_categories else texts)[p.position]
                 words = [f.split(":", 1)[1].removeprefix("~")  # "~平台": after a negator
@@ -489,14 +492,34 @@ class RuleDetector:
         return [replace(p, warned_spans=tuple(spans[p.position])) if p.position in spans else p
                 for p in prepared]
 
-    def detect(self, segments: Sequence[Segment]) -> list[Finding]:
+    def detect(self, segments: Sequence[Segment], whole_call: bool = True) -> list[Finding]:
+        """Findings of one call's segments. whole_call=False for a sentence or an excerpt
+        read alone: what only a whole call can show (corroborated) is not applied."""
         prepared = self.prepare(segments)
         findings = fuse(self.candidates(prepared), self.threshold)
+        if whole_call:
+            findings = self.corroborated(findings, prepared)
         # Segment.index is what reports show; positions were list offsets.
         for f in findings:
             f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
         return findings
 
+
+    def corroborated(self, findings: list[Finding], prepared: Sequence[Prepared]
+                     ) -> list[Finding]:
+        """The findings, less those made only of an unverifiable claim (a lawyer naming
+        themselves: _common.yaml unverifiable_claims) when nothing else in the call is a
+        finding: a claim that is lawful when true does not make a call a violation alone."""
+        if all(self.unverifiable(f, prepared) for f in findings):
+            return []
+        return findings
+
+    def unverifiable(self, f: Finding, prepared: Sequence[Prepared]) -> bool:
+        """The finding (its segment_indices still positions in `prepared`) is made only of
+        an unverifiable claim."""
+        claim = self.lexicon.common.unverifiable_claims.get(f.category)
+        return claim is not None and claim.matches(
+            "".join(prepared[i].text for i in f.segment_indices))
 
     def candidates(self, prepared: Sequence[Prepared]) -> list[Candidate]:
         """Every scorer's candidates, weighed by who speaks, and what the call as a whole
@@ -612,6 +635,8 @@ class Explanation:
     risk: Risk
     threshold: float
     other_party: float | None = None  # the role head's probability; None without one
+    # Categories found only in an unverifiable claim (RuleDetector.corroborated).
+    unverifiable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -625,6 +650,7 @@ class Explanation:
             "risk": {"score": self.risk.score, "level": self.risk.level},
             "threshold": self.threshold,
             "other_party": self.other_party,
+            "unverifiable": self.unverifiable,
         }
 
     def render(self) -> str:
@@ -655,6 +681,9 @@ class Explanation:
                 lines.append(f"  [{f.category_zh}] {f.explanation}")
         else:
             lines.append(f"结论：没有达到阈值 {self.threshold:.2f} 的违规。")
+        for cat in self.unverifiable:
+            lines.append(f"注意：“{CATEGORIES[cat]}”这一条只是自称律师、律所或法务，属实就不违规，"
+                         "录音无法核实；整通电话分析时，如果没有其他违规佐证，不计入报告。")
         lines.append(f"风险：{RISK_LEVEL_ZH[self.risk.level]}（{self.risk.score}/100）")
         return "\n".join(lines)
 
@@ -672,10 +701,13 @@ def explain(
     match = lexicon.analyze(normalized, normalized=True, keep_suppressed=True)
     detector = detector if detector is not None else RuleDetector(lexicon, threshold)
     segment = Segment(0, 0.0, 0.0, text)
-    findings = detector.detect([segment])
+    findings = detector.detect([segment], whole_call=False)
+    prepared = detector.prepare([segment])
     other_party = None
     if getattr(detector, "role", None) is not None and not hallucination:
-        other_party = detector.prepare([segment])[0].other_party
+        other_party = prepared[0].other_party
+    unverifiable = [f.category for f in findings if detector.unverifiable(
+        replace(f, segment_indices=[0]), prepared)]
     return Explanation(
         text=text,
         normalized=normalized,
@@ -690,4 +722,5 @@ def explain(
         risk=risk_of(findings),
         threshold=threshold,
         other_party=other_party,
+        unverifiable=unverifiable,
     )

@@ -246,7 +246,8 @@ def _with_scorers(detector, scorers):
 
 def categories_of(detector, text: str, channel: int | None = None) -> set[str]:
     """What the detector makes of one text read as a single segment."""
-    return {f.category for f in detector.detect([Segment(0, 0.0, 3.0, text, channel)])}
+    return {f.category for f in detector.detect([Segment(0, 0.0, 3.0, text, channel)],
+                                               whole_call=False)}
 
 
 # --------------------------------------------------------------------------- (a) held-out

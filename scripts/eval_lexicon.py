@@ -83,7 +83,7 @@ def run(name: str, texts: list[str], lexicon, detector, show: int = 0) -> dict:
         any_fuzzy += bool(fz)
         rules.update(h.rule_id for h in e)
         fuzzy_rules.update(h.rule_id for h in fz)
-        fs = detector.detect([Segment(0, 0.0, 1.0, text)])
+        fs = detector.detect([Segment(0, 0.0, 1.0, text)], whole_call=False)
         if fs:
             found += 1
             cats.update(f.category for f in fs)

@@ -54,24 +54,18 @@ from analyzer.classifier import (  # noqa: E402
     LAWFUL,
     OTHER_PARTY_KIND,
     SOURCE_SEP,
+    heard_set,
     text_key,
 )
 from analyzer.types import Segment  # noqa: E402
 
-HEARD = HEARD_SOURCE
 # A segment belongs to a turn when more than this share of it lies inside the turn.
 MIN_SHARE = 0.5
 
 
 def heard_kind(set_name: str, other_party: bool = False) -> str:
-    kind = f"{HEARD}{SOURCE_SEP}{set_name}"
+    kind = f"{HEARD_SOURCE}{SOURCE_SEP}{set_name}"
     return f"{OTHER_PARTY_KIND}{SOURCE_SEP}{kind}" if other_party else kind
-
-
-def heard_set(kind: str) -> str | None:
-    """The set a row this script wrote was heard in; None for any other row."""
-    parts = kind.split(SOURCE_SEP)
-    return parts[-1] if len(parts) >= 2 and parts[-2] == HEARD else None
 
 
 def is_heard_of(kind: str, set_names: set[str]) -> bool:

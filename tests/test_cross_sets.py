@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.classifier import load_corpus
+from analyzer.classifier import heard_set, load_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_heard_rows_come_from_training_sets_and_leave_with_their_set(cross):
                                      if p.is_dir()}
     heard = {}
     for e in examples:
-        if (name := sys.modules["heard_to_corpus"].heard_set(e.kind)) is not None:
+        if (name := heard_set(e.kind)) is not None:
             heard.setdefault(name, []).append(e)
     assert heard, "no heard rows in the corpus"
     assert set(heard) <= training, set(heard) - training

@@ -193,7 +193,7 @@ class KeywordDetector:
 
     threshold = 0.5
 
-    def detect(self, segments):
+    def detect(self, segments, whole_call=True):
         return [finding("threat", s.start, s.end, s.channel, [s.index])
                 for s in segments if "KW" in s.text]
 

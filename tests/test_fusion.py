@@ -178,3 +178,12 @@ def test_model_alone_needs_an_anchor_for_concrete_claims(fused, rules_only):
     assert not _detect(rules_only, text)
     found = [f for f in _detect(fused, text) if f.category == "impersonation"]
     assert found and found[0].source == [fused.scorers[1].name]
+
+
+def test_the_lenders_own_account_anchors_no_private_payment(fused):
+    scorer = fused.scorers[1]
+    assert not scorer.anchored("private_payment", "还款只走平台客户端,钱直接进公司的对公账户.")
+    assert not scorer.anchored("private_payment", "到期从您绑定的银行卡自动扣款.")
+    # Another route in the same segment still anchors.
+    assert scorer.anchored("private_payment", "别走对公账户了,直接转我个人微信.")
+    assert scorer.anchored("private_payment", "把钱打到这个账户.")

@@ -110,9 +110,9 @@ def test_only_the_named_sets_heard_rows_count_as_theirs():
     assert not mod.is_heard_of("heard:holdout5", {"holdout6"})
     assert not mod.is_heard_of("debtor", {"holdout5"})
     assert not mod.is_heard_of("call", {"call"})
-    assert mod.heard_set("debtor:heard:holdout5") == "holdout5"
-    assert mod.heard_set("heard:kin") == "kin"
-    assert mod.heard_set("debtor") is None and mod.heard_set("call") is None
+    assert C.heard_set("debtor:heard:holdout5") == "holdout5"
+    assert C.heard_set("heard:kin") == "kin"
+    assert C.heard_set("debtor") is None and C.heard_set("call") is None
 
 
 def test_the_renderer_can_leave_out_a_pause_written_as_a_turn(tmp_path):

@@ -528,6 +528,24 @@ def test_a_call_the_speaker_received_is_retold(retold):
     assert lex.without_objections(retold) == ""
 
 
+@pytest.mark.parametrize("retold", [
+    # As Whisper heard debtors of retired evaluation calls tell what a scammer asked.
+    "要我把钱转去一个安全账户.",
+    "让我装个软件开屏幕共享,再把钱挪到啥安权账户.",
+    "他还讲要我开个视频会议,把手机屏幕共享给他看.",
+])
+def test_a_scam_request_retold_without_the_asker_is_the_debtor_speaking(retold):
+    lex = default_lexicon()
+    assert lex.match(retold) == []
+    assert lex.without_objections(retold) == ""
+
+
+@pytest.mark.parametrize("said", ["让我把话说完,不还钱明天就上门.", "我让你把钱转到我个人微信上.",
+                                  "要么今天还,要么我把钱的事告诉你家里人."])
+def test_a_collectors_own_let_me_is_not_a_retelling(said):
+    assert default_lexicon().without_objections(said) == said
+
+
 def test_a_call_the_debtor_received_told_by_the_collector_still_counts():
     said = "你接到电话说要坐牢是真的,再不还就抓你去坐牢."
     assert "false_legal" in {h.category for h in default_lexicon().match(said)}
