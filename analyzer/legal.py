@@ -71,7 +71,7 @@ class LegalData:
     channels: dict[str, Channel]
     categories: dict[str, CategoryLaw]
     lender_right: str
-    advice: dict[str, tuple[str, ...]]  # findings / scam / lawful
+    advice: dict[str, tuple[str, ...]]  # findings / scam / lawful / unverified_claim
 
 
 def load(path: Path | str | None = None) -> LegalData:
@@ -171,7 +171,7 @@ class _Validator:
             raise self.fail(("lender_right",), f"引用了不存在的条目 {lender_right}")
         advice_map = self.mapping(top.get("advice"), ("advice",))
         advice = {}
-        for kind in ("findings", "scam", "lawful"):
+        for kind in ("findings", "scam", "lawful", "unverified_claim"):
             advice[kind] = self.text_list(advice_map.get(kind), ("advice", kind))
         return LegalData(
             self.path, sha256, strengths, citations, channels, categories, lender_right, advice

@@ -169,7 +169,7 @@ class Analyzer:
         check_readable(p)  # before hashing: a clear message, not an OSError
         digest = sha256_file(p)
         segments, facts = self._segments(p, digest)
-        findings = self.detector.detect(segments)
+        findings, unverified = self.detector.detect_call(segments)
         report = CallReport(
             file=str(p),
             sha256=digest,
@@ -184,6 +184,11 @@ class Analyzer:
         # e.g. "录音可能不完整": a damaged but decodable file is analyzed, and the report says so.
         report.extra["audio"]["warnings"] = list(facts.get("warnings", []))
         report.extra["provenance"] = self.provenance()
+        # A lawyer or legal staff naming themselves, with nothing else found: not a violation,
+        # but something the user may want to check (the verdict says how).
+        report.extra["unverified_claims"] = [
+            {"category": f.category, "start": round(f.start, 2), "end": round(f.end, 2),
+             "channel": f.channel} for f in unverified]
         report.extra["call"] = parse_filename(p, self.options.tz).to_dict()
         # Legal basis by the call's date (the law changed on 2026-01-01) and the verdict.
         legal.annotate(report, call_date_of(report))

@@ -495,14 +495,20 @@ class RuleDetector:
     def detect(self, segments: Sequence[Segment], whole_call: bool = True) -> list[Finding]:
         """Findings of one call's segments. whole_call=False for a sentence or an excerpt
         read alone: what only a whole call can show (corroborated) is not applied."""
+        return self.detect_call(segments, whole_call)[0]
+
+    def detect_call(self, segments: Sequence[Segment], whole_call: bool = True
+                    ) -> tuple[list[Finding], list[Finding]]:
+        """The findings, and those set aside as unverifiable claims nothing corroborates
+        (a report mentions them as claims to check, not as violations)."""
         prepared = self.prepare(segments)
-        findings = fuse(self.candidates(prepared), self.threshold)
-        if whole_call:
-            findings = self.corroborated(findings, prepared)
+        found = fuse(self.candidates(prepared), self.threshold)
+        findings = self.corroborated(found, prepared) if whole_call else found
+        aside = [] if findings else found
         # Segment.index is what reports show; positions were list offsets.
-        for f in findings:
+        for f in found:
             f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
-        return findings
+        return findings, aside
 
 
     def corroborated(self, findings: list[Finding], prepared: Sequence[Prepared]

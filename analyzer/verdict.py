@@ -61,10 +61,11 @@ def build(report: CallReport, data: legal.LegalData | None = None) -> dict[str, 
             f"本次通话未发现违规催收内容（风险：{level}）。借款机构依法提醒还款是合法的"
             f"（{right}）。如对欠款有疑问，可通过借款机构官方客服核实。"
         )
+        claimed = bool(report.extra.get("unverified_claims"))
         return {
             "summary": summary,
             "likely_scam": False,
-            "advice": list(data.advice["lawful"]),
+            "advice": list(data.advice["unverified_claim" if claimed else "lawful"]),
             "channels": [data.channels["lender"].to_dict()],
         }
 

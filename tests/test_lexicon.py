@@ -595,6 +595,16 @@ def test_anti_fraud_warnings_do_not_count(warning):
     assert all(h.suppressed and h.suppressed.startswith("防骗提醒") for h in m.hits)
 
 
+def test_a_warning_without_rule_hits_is_hidden_from_the_model():
+    # "不会要你的密码", "不会叫你打开…": a retired set's lawful call as Whisper heard it,
+    # which the classifier alone had taken for a request.
+    lex = default_lexicon()
+    said = "你问得对,我们正规客服不会要你的密码,也不会叫你打开屏幕共享."
+    assert lex.without_warnings(said) == ""
+    asked = "你现在把密码告诉我,我们帮你解冻."
+    assert lex.without_warnings(asked) == asked
+
+
 @pytest.mark.parametrize(
     ("text", "category"),
     [

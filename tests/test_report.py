@@ -266,6 +266,9 @@ class _KeywordDetector:
             if "上门" in s.text
         ]
 
+    def detect_call(self, segments):
+        return self.detect(segments), []
+
 
 @pytest.mark.parametrize("detector", ["keyword", "real"])
 def test_pipeline_output_validates(tmp_path, validator, detector):

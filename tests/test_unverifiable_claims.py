@@ -61,3 +61,29 @@ def test_explain_says_the_claim_needs_another_finding():
 def test_bad_claims_are_named(tmp_path, common, named):
     message = load_error(tmp_path, {"_common.yaml": common})
     assert "_common.yaml" in message and named in message
+
+
+def test_a_report_names_the_claim_and_how_to_check_it(tmp_path, monkeypatch):
+    from audiofiles import tone, write_audio
+    from fakes import FakeTranscriber
+
+    from analyzer.report import render
+
+    monkeypatch.setenv("CALLAUDIT_CACHE", str(tmp_path / "cache"))
+    path = write_audio(tmp_path / "lawyer.wav", tone(12.0), 16000, "wav")
+    lines = [(0.5, 5.5, LAWYER), (6.0, 11.5, LAWFUL[0])]
+    rep = Analyzer(AnalyzerOptions(use_classifier=False),
+                   transcriber=FakeTranscriber(lines)).analyze(path)
+    assert rep.findings == []
+    assert rep.extra["unverified_claims"] == [
+        {"category": "impersonation", "start": 0.5, "end": 5.5, "channel": None}]
+    advice = rep.extra["verdict"]["advice"]
+    assert any("自称律师" in a and "官方客服" in a for a in advice)
+    assert "自称律师" in render(rep, "text")
+
+    path = write_audio(tmp_path / "fake_lawyer.wav", tone(18.0), 16000, "wav")
+    lines.append((12.0, 17.5, PRIVATE))
+    rep = Analyzer(AnalyzerOptions(use_classifier=False),
+                   transcriber=FakeTranscriber(lines)).analyze(path)
+    assert {"impersonation", "private_payment"} <= {f.category for f in rep.findings}
+    assert rep.extra["unverified_claims"] == []
