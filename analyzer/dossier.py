@@ -93,6 +93,8 @@ def build_summary(
             "max_severity": max(severities, key=SEVERITIES.index) if severities else None,
             "risk": r.get("risk"),
             "call_flags": flags.get(file, []),
+            # A lawyer or legal staff naming themselves, nothing else found (not a finding).
+            "unverified_claims": len(r.get("unverified_claims") or []),
         })
     calls.sort(key=lambda c: (_sort_time(c["started_at"]), c["file"]))
 
@@ -109,6 +111,7 @@ def build_summary(
         "totals": {
             "calls": len(calls),
             "calls_with_findings": sum(1 for c in calls if c["findings"]),
+            "calls_with_unverified_claims": sum(1 for c in calls if c["unverified_claims"]),
             "findings": dict(by_category),
             "patterns": dict(Counter(p["type"] for p in pats)),
             "call_log_entries": len(log),
@@ -279,6 +282,15 @@ def _category_bases(reports: list[dict[str, Any]]) -> dict[str, list[str]]:
                        if kv[0] in CATEGORIES else 99))
 
 
+CLAIMS_TITLE = "自称律师或法务、没有其他疑似违规的来电（身份未核实）"
+CLAIMS_NOTE = ("来电者自称律师、律师事务所或法务人员：属实就不违规，录音无法核实。"
+               "可自己查找借款机构的官方客服电话，核实对方是否受其委托。")
+
+
+def _claimed(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in summary.get("calls", []) if c.get("unverified_claims")]
+
+
 def _short_time(iso: str) -> str:
     at = _parse_time(iso)
     return at.strftime("%H:%M:%S") if at else str(iso)
@@ -374,6 +386,11 @@ def render_dossier_html(summary: dict[str, Any], reports: Iterable[dict[str, Any
         parts.append("</table>")
     else:
         parts.append("<p>录音中未识别出疑似违规内容。</p>")
+    if claimed := _claimed(summary):
+        parts.append(f"<h2>{e(CLAIMS_TITLE)}</h2><p>{e(CLAIMS_NOTE)}</p><ul>")
+        parts.extend(f"<li>{e(Path(c['file']).name)}　{e(c.get('number') or '未知号码')}　"
+                     f"{e(c.get('started_at') or '时间未知')}</li>" for c in claimed)
+        parts.append("</ul>")
 
     parts.append("<h2>法律与规范依据</h2>")
     bases = _category_bases(reports)
@@ -527,6 +544,10 @@ def render_dossier_md(summary: dict[str, Any], reports: Iterable[dict[str, Any]]
         )
     if not worst:
         lines.append("录音中未识别出疑似违规内容。")
+    if claimed := _claimed(summary):
+        lines += ["", f"## {CLAIMS_TITLE}", "", CLAIMS_NOTE, ""]
+        lines += [f"- {_md(Path(c['file']).name)}　{_md(c.get('number') or '未知号码')}　"
+                  f"{c.get('started_at') or '时间未知'}" for c in claimed]
     lines += ["", "## 法律与规范依据", ""]
     for cat, items in _category_bases(reports).items():
         lines.append(f"- **{CATEGORIES.get(cat, cat)}**")

@@ -153,3 +153,22 @@ def test_overlapping_evidence_is_marked_once():
                ["我们去你家找你"])
     html = render_dossier_html(build_summary([r], [], []), [r])
     assert "我们<mark>去你家找你</mark>" in html and html.count("<mark>") == 1
+
+
+def test_calls_with_only_an_unverified_claim_are_listed_apart(archive):
+    summary, reports = archive
+    assert summary["totals"]["calls_with_unverified_claims"] == 0
+    assert "身份未核实" not in render_dossier_html(summary, reports)
+    lawyer = report("13700137000_20260303110000.m4a", "f" * 64)
+    lawyer["unverified_claims"] = [
+        {"category": "impersonation", "start": 1.0, "end": 6.0, "channel": None}]
+    reports = [*reports, lawyer]
+    summary = build_summary(reports, [], [])
+    assert summary["totals"]["calls_with_unverified_claims"] == 1
+    assert summary["totals"]["calls_with_findings"] == 2  # the claim is not a finding
+    [c] = [c for c in summary["calls"] if c["unverified_claims"]]
+    assert c["number"] == "13700137000"
+    for text in (render_dossier_html(summary, reports), render_dossier_md(summary, reports)):
+        assert "身份未核实" in text and "官方客服" in text
+        part = text[text.index("身份未核实"):]
+        assert "13700137000_20260303110000.m4a" in part
