@@ -388,8 +388,8 @@ def _load_common(path: Path) -> Common:
         warnings=tuple(check.regexes(m, "warnings")),
         warning_requests=tuple(check.regexes(m, "warning_requests")),
         warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
-        model_anchors=_model_anchors(check, m),
-        model_anchor_exceptions=_model_anchors(check, m, "model_anchor_exceptions"),
+        model_anchors=_category_terms(check, m, "model_anchors"),
+        model_anchor_exceptions=_category_terms(check, m, "model_anchor_exceptions"),
         third_party_cues=tuple(check.regexes(m, "third_party_cues")),
         third_party_pressure=frozenset(_category_ids(check, m, "third_party_pressure")),
         unverifiable_claims=_unverifiable_claims(check, m),
@@ -415,8 +415,8 @@ def _unverifiable_claims(check: _Checker, m: _Mapping) -> dict[str, Unverifiable
     return out
 
 
-def _model_anchors(check: _Checker, m: _Mapping, key: str = "model_anchors"
-                   ) -> dict[str, tuple[str, ...]]:
+def _category_terms(check: _Checker, m: _Mapping, key: str) -> dict[str, tuple[str, ...]]:
+    """A "category id: [term, ...]" mapping (model_anchors, model_anchor_exceptions)."""
     raw = m.get(key)
     if raw is None:
         return {}

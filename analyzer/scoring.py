@@ -501,31 +501,33 @@ class RuleDetector:
                     ) -> tuple[list[Finding], list[Finding]]:
         """The findings, and those set aside as unverifiable claims nothing corroborates
         (a report mentions them as claims to check, not as violations)."""
-        prepared = self.prepare(segments)
+        return self.detect_prepared(self.prepare(segments), whole_call)
+
+    def detect_prepared(self, prepared: Sequence[Prepared], whole_call: bool = True
+                        ) -> tuple[list[Finding], list[Finding]]:
+        """detect_call() of segments prepare() has read."""
         found = fuse(self.candidates(prepared), self.threshold)
-        findings = self.corroborated(found, prepared) if whole_call else found
-        aside = [] if findings else found
+        findings, aside = self.corroborated(found, prepared) if whole_call else (found, [])
         # Segment.index is what reports show; positions were list offsets.
         for f in found:
             f.segment_indices = [prepared[i].segment.index for i in f.segment_indices]
         return findings, aside
 
-
     def corroborated(self, findings: list[Finding], prepared: Sequence[Prepared]
-                     ) -> list[Finding]:
-        """The findings, less those made only of an unverifiable claim (a lawyer naming
-        themselves: _common.yaml unverifiable_claims) when nothing else in the call is a
-        finding: a claim that is lawful when true does not make a call a violation alone."""
-        if all(self.unverifiable(f, prepared) for f in findings):
-            return []
-        return findings
+                     ) -> tuple[list[Finding], list[Finding]]:
+        """(kept, set aside): a call whose findings are all unverifiable claims (a lawyer
+        naming themselves: _common.yaml unverifiable_claims) keeps none of them, since a claim
+        that is lawful when true does not make a call a violation alone; with any other
+        finding every one stands. segment_indices are still positions in `prepared`."""
+        if all(self.unverifiable(f.category, "".join(prepared[i].text for i in f.segment_indices))
+               for f in findings):
+            return [], findings
+        return findings, []
 
-    def unverifiable(self, f: Finding, prepared: Sequence[Prepared]) -> bool:
-        """The finding (its segment_indices still positions in `prepared`) is made only of
-        an unverifiable claim."""
-        claim = self.lexicon.common.unverifiable_claims.get(f.category)
-        return claim is not None and claim.matches(
-            "".join(prepared[i].text for i in f.segment_indices))
+    def unverifiable(self, category: str, text: str) -> bool:
+        """A finding of `category` in `text` is only an unverifiable claim."""
+        claim = self.lexicon.common.unverifiable_claims.get(category)
+        return claim is not None and claim.matches(text)
 
     def candidates(self, prepared: Sequence[Prepared]) -> list[Candidate]:
         """Every scorer's candidates, weighed by who speaks, and what the call as a whole
@@ -707,13 +709,13 @@ def explain(
     match = lexicon.analyze(normalized, normalized=True, keep_suppressed=True)
     detector = detector if detector is not None else RuleDetector(lexicon, threshold)
     segment = Segment(0, 0.0, 0.0, text)
-    findings = detector.detect([segment], whole_call=False)
     prepared = detector.prepare([segment])
+    findings, _ = detector.detect_prepared(prepared, whole_call=False)
     other_party = None
     if getattr(detector, "role", None) is not None and not hallucination:
         other_party = prepared[0].other_party
-    unverifiable = [f.category for f in findings if detector.unverifiable(
-        replace(f, segment_indices=[0]), prepared)]
+    unverifiable = [f.category for f in findings
+                    if detector.unverifiable(f.category, prepared[0].text)]
     return Explanation(
         text=text,
         normalized=normalized,
