@@ -75,9 +75,9 @@ _CATEGORY_KEYS = {"category", "description", "context", "counter_context", "excl
 _COMMON_KEYS = {
     "macros", "negators", "negator_exceptions", "negation_breakers", "objections",
     "retellings", "fuzzy_words", "hotwords", "warnings", "warning_requests", "warned_categories",
-    "model_anchors", "model_anchor_exceptions", "third_party_cues", "third_party_pressure", "unverifiable_claims",
+    "model_anchors", "model_anchor_exceptions", "model_vetoes", "third_party_cues",
+    "third_party_pressure", "unverifiable_claims",
 }
-_CLAIM_KEYS = {"claims", "unless"}
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MACRO = re.compile(r"<([^<>=!?]+?)>")
 
@@ -158,16 +158,16 @@ class TextMatch:
 
 
 @dataclass(frozen=True)
-class UnverifiableClaim:
-    """Words that, said alone, are lawful when true and that a recording cannot check
-    (scoring.RuleDetector.corroborated): a segment matching one of `claims` and none of
-    `unless`."""
+class GuardedPatterns:
+    """Patterns that count only where none of `unless` matches: an unverifiable claim
+    (words lawful when true that a recording cannot check, scoring.RuleDetector.corroborated)
+    or a model veto (scoring.ClassifierScorer.vetoed)."""
 
-    claims: tuple[re.Pattern[str], ...]
+    patterns: tuple[re.Pattern[str], ...]
     unless: tuple[re.Pattern[str], ...] = ()
 
     def matches(self, text: str) -> bool:
-        return (any(p.search(text) for p in self.claims)
+        return (any(p.search(text) for p in self.patterns)
                 and not any(p.search(text) for p in self.unless))
 
 
@@ -187,6 +187,9 @@ class Common:
     model_anchors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # category -> phrases whose anchor words do not count (the lender's own account, "对公账户")
     model_anchor_exceptions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A segment (or its neighbour) matching a category's veto gets no model candidate of the
+    # category (a relay request to a contact is not third_party).
+    model_vetoes: dict[str, GuardedPatterns] = field(default_factory=dict)
     # A call to someone other than the debtor: its cues, and the categories that are also
     # third_party when said to that person (analyzer.scoring).
     third_party_cues: tuple[re.Pattern[str], ...] = ()
@@ -195,7 +198,7 @@ class Common:
     retellings: tuple[re.Pattern[str], ...] = ()
     third_party_pressure: frozenset[str] = frozenset()
     # category -> the claim a finding of it may consist of and still need corroboration
-    unverifiable_claims: dict[str, UnverifiableClaim] = field(default_factory=dict)
+    unverifiable_claims: dict[str, GuardedPatterns] = field(default_factory=dict)
 
 
 EMPTY_COMMON = Common({}, (), (), (), (), (), ())
@@ -390,28 +393,31 @@ def _load_common(path: Path) -> Common:
         warned_categories=frozenset(_category_ids(check, m, "warned_categories")),
         model_anchors=_category_terms(check, m, "model_anchors"),
         model_anchor_exceptions=_category_terms(check, m, "model_anchor_exceptions"),
+        model_vetoes=_guarded(check, m, "model_vetoes", "when"),
         third_party_cues=tuple(check.regexes(m, "third_party_cues")),
         third_party_pressure=frozenset(_category_ids(check, m, "third_party_pressure")),
-        unverifiable_claims=_unverifiable_claims(check, m),
+        unverifiable_claims=_guarded(check, m, "unverifiable_claims", "claims"),
     )
 
 
-def _unverifiable_claims(check: _Checker, m: _Mapping) -> dict[str, UnverifiableClaim]:
-    raw = m.get("unverifiable_claims")
+def _guarded(check: _Checker, m: _Mapping, key: str, first: str) -> dict[str, GuardedPatterns]:
+    """A "category id: {<first>: [regex, ...], unless: [regex, ...]}" mapping
+    (unverifiable_claims with `claims`, model_vetoes with `when`)."""
+    raw = m.get(key)
     if raw is None:
         return {}
     if not isinstance(raw, _Mapping):
-        raise check.fail(m.key_lines["unverifiable_claims"],
-                         "unverifiable_claims 应为“类别编号: {claims: [...], unless: [...]}”形式的映射")
+        raise check.fail(m.key_lines[key],
+                         f"{key} 应为“类别编号: {{{first}: [...], unless: [...]}}”形式的映射")
     out = {}
     for cat in raw:
         line = raw.key_lines[cat]
-        entry = check.mapping(raw[cat], line, f"unverifiable_claims 的“{cat}”", _CLAIM_KEYS)
-        claims = check.regexes(entry, "claims")
-        if not claims:
-            raise check.fail(line, f"unverifiable_claims 的“{cat}”缺少 claims（至少一个正则表达式）")
-        out[_category_id(check, cat, line, "unverifiable_claims")] = UnverifiableClaim(
-            tuple(claims), tuple(check.regexes(entry, "unless")))
+        entry = check.mapping(raw[cat], line, f"{key} 的“{cat}”", {first, "unless"})
+        patterns = check.regexes(entry, first)
+        if not patterns:
+            raise check.fail(line, f"{key} 的“{cat}”缺少 {first}（至少一个正则表达式）")
+        out[_category_id(check, cat, line, key)] = GuardedPatterns(
+            tuple(patterns), tuple(check.regexes(entry, "unless")))
     return out
 
 

@@ -283,6 +283,7 @@ class ClassifierScorer:
         self.warned_categories = common.warned_categories if common else frozenset()
         self.anchors = common.model_anchors if common else {}
         self.anchor_exceptions = common.model_anchor_exceptions if common else {}
+        self.vetoes = common.model_vetoes if common else {}
         self.lexicon = lexicon
         self.name = f"model:{classifier.name}"
 
@@ -297,6 +298,16 @@ class ClassifierScorer:
         for x in self.anchor_exceptions.get(category, ()):
             readings = tuple(r.replace(x, "") for r in readings)
         return any(w in r for w in self.anchors[category] for r in readings)
+
+    def vetoed(self, category: str, p: Prepared, segments: Sequence[Prepared]) -> bool:
+        """The category's model_vetoes match the segment with its neighbours, as heard or
+        with garbled domain words repaired (稍各话 -> 捎个话)."""
+        veto = self.vetoes.get(category)
+        if veto is None:
+            return False
+        text = "\n".join(q.text for q in (p, *_neighbours(segments, p)))
+        readings = (text, self.lexicon.repaired(text)) if self.lexicon is not None else (text,)
+        return any(veto.matches(r) for r in readings)
 
     def _score(self, segments: Sequence[Prepared], texts: list[str]):
         return self.classifier.score_segments(
@@ -320,7 +331,7 @@ class ClassifierScorer:
             for k, cat in enumerate(clf.categories):
                 sc = warned if cat in self.warned_categories else scores
                 prob, thr = float(sc.proba[p.position, k]), float(clf.thresholds[k])
-                if prob < thr:
+                if prob < thr or self.vetoed(cat, p, segments):
                     continue
                 score = self.score(prob, thr) * p.weight
                 if cat in self.anchors and not self.anchored(cat, p.text):
@@ -645,6 +656,8 @@ class Explanation:
     other_party: float | None = None  # the role head's probability; None without one
     # Categories found only in an unverifiable claim (RuleDetector.corroborated).
     unverifiable: list[str] = field(default_factory=list)
+    # Categories the classifier is not asked about here (ClassifierScorer.vetoed).
+    vetoed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -659,6 +672,7 @@ class Explanation:
             "threshold": self.threshold,
             "other_party": self.other_party,
             "unverifiable": self.unverifiable,
+            "vetoed": self.vetoed,
         }
 
     def render(self) -> str:
@@ -689,6 +703,8 @@ class Explanation:
                 lines.append(f"  [{f.category_zh}] {f.explanation}")
         else:
             lines.append(f"结论：没有达到阈值 {self.threshold:.2f} 的违规。")
+        for cat in self.vetoed:
+            lines.append(f"注意：这句话像是请对方转达回电之类的说法（_common.yaml 的 model_vetoes），分类模型对“{CATEGORIES[cat]}”的判断不计入，只看规则。")
         for cat in self.unverifiable:
             lines.append(f"注意：“{CATEGORIES[cat]}”这一条只是自称律师、律所或法务，属实就不违规，"
                          "录音无法核实；整通电话分析时，如果没有其他违规佐证，不计入报告。")
@@ -716,6 +732,8 @@ def explain(
         other_party = prepared[0].other_party
     unverifiable = [f.category for f in findings
                     if detector.unverifiable(f.category, prepared[0].text)]
+    vetoed = [cat for s in getattr(detector, "scorers", ()) if isinstance(s, ClassifierScorer)
+              for cat in s.vetoes if s.vetoed(cat, prepared[0], prepared)]
     return Explanation(
         text=text,
         normalized=normalized,
@@ -731,4 +749,5 @@ def explain(
         threshold=threshold,
         other_party=other_party,
         unverifiable=unverifiable,
+        vetoed=vetoed,
     )

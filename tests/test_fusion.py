@@ -187,3 +187,33 @@ def test_the_lenders_own_account_anchors_no_private_payment(fused):
     # Another route in the same segment still anchors.
     assert scorer.anchored("private_payment", "别走对公账户了,直接转我个人微信.")
     assert scorer.anchored("private_payment", "把钱打到这个账户.")
+
+
+RELAY = "您是俞长海的紧急联系人吧？我们这边一直联系不上他，您要是见到他，麻烦帮忙转告一声，让他回个电话。"
+
+
+def test_a_relay_request_is_not_third_party_for_the_model(fused, monkeypatch):
+    # Without the veto the model reads the contact and the missing debtor as third_party.
+    assert _detect(fused, RELAY) == []
+    monkeypatch.setattr(fused.scorers[1], "vetoes", {})
+    assert [f.category for f in _detect(fused, RELAY)] == ["third_party"]
+
+
+@pytest.mark.parametrize("texts, vetoed", [
+    ((RELAY,), True),
+    # Heard garbled (捎个话 as 稍各话, 回拨 as 回播), and the request in the next segment.
+    (("他留的紧急联系人填的是您。", "麻烦您稍各话，让他得空回播一下。"), True),
+    # Naming the debt or pressing the contact is third_party whatever else is said.
+    (("你是他紧急联系人，让他回个电话，不然这钱你先替他垫上。",), False),
+    (("他在我们平台的欠款逾期三个月了，麻烦您转告他回个电话。",), False),
+    (("你是他紧急联系人，他不还钱就找你。",), False),
+])
+def test_model_vetoes(fused, texts, vetoed):
+    prepared = fused.prepare([Segment(i, 3.0 * i, 3.0 * i + 2.5, t) for i, t in enumerate(texts)])
+    assert fused.scorers[1].vetoed("third_party", prepared[0], prepared) is vetoed
+    assert not fused.scorers[1].vetoed("threat", prepared[0], prepared)
+
+
+def test_a_relay_with_pressure_is_still_found(fused):
+    found = _detect(fused, "你是他紧急联系人，让他回个电话，不然这钱你先替他垫上。")
+    assert "third_party" in {f.category for f in found}

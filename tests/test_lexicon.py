@@ -641,6 +641,23 @@ def test_model_anchors_are_validated(tmp_path):
     assert "第 1 行" in message and "model_anchors" in message
 
 
+def test_model_vetoes_are_validated(tmp_path):
+    message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  third_party: [转告]\n"})
+    assert "_common.yaml" in message and "第 2 行" in message
+    message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  third_party:\n    unless: [欠]\n"})
+    assert "第 2 行" in message and "when" in message
+    message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  relay:\n    when: [转告]\n"})
+    assert "relay" in message and "不是类别编号" in message
+    message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  third_party:\n    when: [\"转告(\"]\n"})
+    assert "第 3 行" in message and "无效" in message
+
+
+def test_bundled_model_vetoes():
+    veto = default_lexicon().common.model_vetoes["third_party"]
+    assert veto.matches("麻烦您转告他回个电话")
+    assert not veto.matches("麻烦您转告他，他的欠款再不还就起诉")
+
+
 def test_bundled_model_anchors_name_concrete_claims():
     anchors = default_lexicon().common.model_anchors
     assert set(anchors) == {"impersonation", "private_payment"}
