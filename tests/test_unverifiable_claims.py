@@ -80,6 +80,15 @@ def test_a_report_names_the_claim_and_how_to_check_it(tmp_path, monkeypatch):
     advice = rep.extra["verdict"]["advice"]
     assert any("自称律师" in a and "官方客服" in a for a in advice)
     assert "自称律师" in render(rep, "text")
+    # Every writer lists the claim as a moment to check, with its time and words, and not as
+    # a finding.
+    for fmt in ("text", "md", "html"):
+        out = render(rep, fmt)
+        assert "需要核实的自称（1 处）" in out, fmt
+        assert "00:00–00:06" in out and "鹭屿律师事务所" in out, fmt
+    html = render(rep, "html")
+    assert 'class="claim"' in html and 'data-seek="0.50"' in html
+    assert "发现的问题（0 处）" in html
 
     path = write_audio(tmp_path / "fake_lawyer.wav", tone(18.0), 16000, "wav")
     lines.append((12.0, 17.5, PRIVATE))
@@ -87,3 +96,4 @@ def test_a_report_names_the_claim_and_how_to_check_it(tmp_path, monkeypatch):
                    transcriber=FakeTranscriber(lines)).analyze(path)
     assert {"impersonation", "private_payment"} <= {f.category for f in rep.findings}
     assert rep.extra["unverified_claims"] == []
+    assert "需要核实的自称" not in render(rep, "html")

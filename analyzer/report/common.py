@@ -152,6 +152,21 @@ def quotes(report: CallReport, finding: Finding) -> list[Quote]:
     return [Quote(s, evidence_spans(s.text, finding.evidence)) for s in finding_segments(report, finding)]
 
 
+def claim_segments(report: CallReport) -> list[tuple[dict[str, Any], list[Segment]]]:
+    """Each unverified claim (a lawyer or legal staff naming themselves, with nothing else
+    found: report.extra["unverified_claims"]) with the segments it was said in."""
+    out = []
+    for claim in report.extra.get("unverified_claims") or []:
+        start, end, ch = claim["start"], claim["end"], claim.get("channel")
+        segs = [s for s in report.segments if s.start < end and s.end > start
+                and (ch is None or s.channel is None or s.channel == ch)]
+        out.append((claim, segs))
+    return out
+
+
+CLAIM_NOTE = "对方自称律师、律师事务所或法务：属实就不违规，录音无法核实，可向借款机构官方客服核实。"
+
+
 def unmatched_evidence(qs: list[Quote], evidence: list[str]) -> list[str]:
     """Evidence terms not found in any quoted segment (shown separately, never lost)."""
     return [e for e in evidence if e.strip() and not any(_find_all(q.segment.text, e) for q in qs)]

@@ -268,6 +268,18 @@ def _call_html(report: CallReport, call: int, audio: AudioSource) -> str:
         out.append("</ol>")
     else:
         out.append("<p>未发现违规内容。</p>")
+    claims = c.claim_segments(report)
+    if claims:
+        out.append(f"<h3>需要核实的自称（{len(claims)} 处）</h3>")
+        out.append(f'<p class="note">{e(c.CLAIM_NOTE)}</p><ol class="claims">')
+        for claim, segs in claims:
+            said = " ".join(e(s.text) for s in segs)
+            out.append(
+                f'<li class="claim"><button type="button" class="seek" '
+                f'data-seek="{claim["start"]:.2f}">▶ {c.span(claim["start"], claim["end"])}</button> '
+                f'<span class="cat">{e(c.category_zh(claim["category"]))}</span>'
+                + (f"<blockquote>{said}</blockquote>" if said else "") + "</li>")
+        out.append("</ol>")
 
     if v["advice"]:
         out += ["<h3>建议</h3>", "<ul>"] + [f"<li>{e(a)}</li>" for a in v["advice"]] + ["</ul>"]

@@ -77,6 +77,14 @@ def render(report: CallReport, heading_level: int = 1) -> str:
             out.append("")
     else:
         out += ["未发现违规内容。", ""]
+    claims = c.claim_segments(report)
+    if claims:
+        out += [f"{h}# 需要核实的自称（{len(claims)} 处）", "", esc(c.CLAIM_NOTE), "",
+                "| # | 时间 | 原话 |", "|---|---|---|"]
+        for n, (claim, segs) in enumerate(claims, 1):
+            said = " ".join(esc(s.text) for s in segs) or "—"
+            out.append(f"| {n} | {c.span(claim['start'], claim['end'])} | {said} |")
+        out.append("")
 
     if v["advice"]:
         out += [f"{h}# 建议", ""] + [f"- {esc(a)}" for a in v["advice"]] + [""]

@@ -34,6 +34,12 @@ def render(report: CallReport) -> str:
                 lines.append(f"    · {_basis_line(b)}")
     else:
         lines.append("未发现违规内容。")
+    claims = c.claim_segments(report)
+    if claims:
+        lines += ["", f"需要核实的自称（{len(claims)} 处）：{c.CLAIM_NOTE}"]
+        for claim, segs in claims:
+            said = " ".join(s.text for s in segs)
+            lines.append(f"  · {c.span(claim['start'], claim['end'])}" + (f"  “{said}”" if said else ""))
 
     if v["advice"]:
         lines += ["", "建议："] + [f"  · {a}" for a in v["advice"]]
