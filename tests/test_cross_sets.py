@@ -87,3 +87,37 @@ def test_error_lines_show_the_turn_heard_and_the_false_finding(cross):
     assert "MISS sensitive_info c1#0 script: 把验证码念给我。" in text
     assert "heard: 把院正马念给我\n" in text + "\n"  # not the debtor's 喂？
     assert "FALSE threat c1 5.0-8.0: 好的我明天还 [model:threat]" in text
+
+
+def test_kept_classifiers_are_reused_only_for_the_same_corpus_and_config(cross, tmp_path):
+    import io
+
+    import numpy as np
+
+    # A stand-in for training: the shipped artifact's meta and arrays, counted.
+    meta = json.loads((ROOT / "models" / "classifier.json").read_text("utf-8"))
+    meta = {k: v for k, v in meta.items() if k not in ("sha256", "format_version")}
+    with np.load(io.BytesIO((ROOT / "models" / "classifier.npz").read_bytes())) as z:
+        arrays = {k: z[k] for k in z.files}
+    trained = []
+
+    def train():
+        trained.append(1)
+        return meta, arrays, 123
+
+    stamp = {"set": "holdout", "corpus_sha256": "abc", "config": {"C": 8.0, "range": (0.25, 0.9)}}
+    folder = tmp_path / "holdout"
+    clf, dropped = cross.kept_or_trained(folder, stamp, train)
+    assert (len(trained), dropped) == (1, 123) and (folder / "classifier.npz").is_file()
+    again, dropped = cross.kept_or_trained(folder, stamp, train)
+    assert (len(trained), dropped) == (1, 123)  # read back, tuple and all, not retrained
+    assert np.array_equal(again.thresholds, clf.thresholds)
+    text = "你再不还钱，我明天就去你单位找你领导。"
+    assert np.allclose(again.predict_proba([text]), clf.predict_proba([text]))
+    cross.kept_or_trained(folder, dict(stamp, corpus_sha256="def"), train)  # corpus changed
+    assert len(trained) == 2
+    (folder / "classifier.npz").write_bytes(b"broken")  # a damaged file is retrained, not fatal
+    cross.kept_or_trained(folder, dict(stamp, corpus_sha256="def"), train)
+    assert len(trained) == 3
+    _, dropped = cross.kept_or_trained(None, stamp, train)  # no folder: nothing kept
+    assert (len(trained), dropped) == (4, 123)
