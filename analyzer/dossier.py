@@ -21,6 +21,7 @@ from .calllog import CALL_TYPE_ZH, UNANSWERED_TYPES, CallLogEntry
 from .fileio import atomic_write_text
 from .filenames import DEFAULT_TZ, parse_filename, resolve_tz
 from .patterns import BASIS, DEDUPE_WINDOW, PATTERN_TYPES, Pattern, in_night
+from .report.common import CLAIM_NOTE
 from .types import CATEGORIES, SEVERITIES, SEVERITY_ZH
 
 SUMMARY_VERSION = "1.0"
@@ -283,8 +284,6 @@ def _category_bases(reports: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 CLAIMS_TITLE = "自称律师或法务、没有其他疑似违规的来电（身份未核实）"
-CLAIMS_NOTE = ("来电者自称律师、律师事务所或法务人员：属实就不违规，录音无法核实。"
-               "可自己查找借款机构的官方客服电话，核实对方是否受其委托。")
 
 
 def _claimed(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -387,7 +386,7 @@ def render_dossier_html(summary: dict[str, Any], reports: Iterable[dict[str, Any
     else:
         parts.append("<p>录音中未识别出疑似违规内容。</p>")
     if claimed := _claimed(summary):
-        parts.append(f"<h2>{e(CLAIMS_TITLE)}</h2><p>{e(CLAIMS_NOTE)}</p><ul>")
+        parts.append(f"<h2>{e(CLAIMS_TITLE)}</h2><p>{e(CLAIM_NOTE)}</p><ul>")
         parts.extend(f"<li>{e(Path(c['file']).name)}　{e(c.get('number') or '未知号码')}　"
                      f"{e(c.get('started_at') or '时间未知')}</li>" for c in claimed)
         parts.append("</ul>")
@@ -545,7 +544,7 @@ def render_dossier_md(summary: dict[str, Any], reports: Iterable[dict[str, Any]]
     if not worst:
         lines.append("录音中未识别出疑似违规内容。")
     if claimed := _claimed(summary):
-        lines += ["", f"## {CLAIMS_TITLE}", "", CLAIMS_NOTE, ""]
+        lines += ["", f"## {CLAIMS_TITLE}", "", CLAIM_NOTE, ""]
         lines += [f"- {_md(Path(c['file']).name)}　{_md(c.get('number') or '未知号码')}　"
                   f"{c.get('started_at') or '时间未知'}" for c in claimed]
     lines += ["", "## 法律与规范依据", ""]

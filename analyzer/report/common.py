@@ -138,14 +138,14 @@ def finding_segments(report: CallReport, finding: Finding) -> list[Segment]:
     """The segments a finding was found in (by index; else those overlapping its time)."""
     by_index = {s.index: s for s in report.segments}
     segs = [by_index[i] for i in finding.segment_indices if i in by_index]
-    if segs:
-        return segs
-    return [
-        s
-        for s in report.segments
-        if s.start < finding.end and s.end > finding.start
-        and (finding.channel is None or s.channel is None or s.channel == finding.channel)
-    ]
+    return segs or segments_between(report, finding.start, finding.end, finding.channel)
+
+
+def segments_between(report: CallReport, start: float, end: float, channel: int | None
+                     ) -> list[Segment]:
+    """The segments overlapping start-end on the channel (None: any)."""
+    return [s for s in report.segments if s.start < end and s.end > start
+            and (channel is None or s.channel is None or s.channel == channel)]
 
 
 def quotes(report: CallReport, finding: Finding) -> list[Quote]:
@@ -155,16 +155,13 @@ def quotes(report: CallReport, finding: Finding) -> list[Quote]:
 def claim_segments(report: CallReport) -> list[tuple[dict[str, Any], list[Segment]]]:
     """Each unverified claim (a lawyer or legal staff naming themselves, with nothing else
     found: report.extra["unverified_claims"]) with the segments it was said in."""
-    out = []
-    for claim in report.extra.get("unverified_claims") or []:
-        start, end, ch = claim["start"], claim["end"], claim.get("channel")
-        segs = [s for s in report.segments if s.start < end and s.end > start
-                and (ch is None or s.channel is None or s.channel == ch)]
-        out.append((claim, segs))
-    return out
+    return [(claim, segments_between(report, claim["start"], claim["end"], claim.get("channel")))
+            for claim in report.extra.get("unverified_claims") or []]
 
 
-CLAIM_NOTE = "对方自称律师、律师事务所或法务：属实就不违规，录音无法核实，可向借款机构官方客服核实。"
+# What a claim to check means, in per-call reports and the dossier alike.
+CLAIM_NOTE = ("来电者自称律师、律师事务所或法务人员：属实就不违规，录音无法核实。"
+              "可自己查找借款机构的官方客服电话，核实对方是否受其委托。")
 
 
 def unmatched_evidence(qs: list[Quote], evidence: list[str]) -> list[str]:
