@@ -675,6 +675,27 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     assert bool(hits) is expected, hits
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("下午我把电话挨个打过去,跟他们讲你是个骗子.", True),
+    ("刚才跟你们店里接电话的李姐说了,你在外头欠了八千多.", True),
+    ("明天一个个去讲你欠一屁股债跑了.", True),
+    ("你们车间的人现在都晓得你欠钱的事了.", True),
+    ("你老板再问,我就告诉他你欠了多少.", True),
+    ("今晚我就把你欠钱的事跟你丈母娘讲清楚.", True),
+    ("回头把你欠钱的事发到你们厂的群里.", True),
+    ("我跟你说,你欠了三万块必须今天还.", False),  # the debtor told his own debt
+    ("我跟我们主管说了你欠了三万,可以申请减免.", False),  # the collector's own side
+    ("你家里人都知道你欠钱吗?", False),  # a question to the debtor
+    ("我们不会把你欠钱的事告诉任何人.", False),
+    ("你跟你老婆说了你欠了五万没有?", False),
+    ("你可以把欠款的情况跟家人商量一下.", False),
+])
+def test_telling_others_of_the_debt_is_exposure(text, expected):
+    hits = [h for h in default_lexicon().match(text)
+            if h.category == "exposure" and h.suppressed is None]
+    assert bool(hits) is expected, hits
+
+
 @pytest.mark.parametrize("text", ["你先转钱到私人账户,明天就给你销账.",
                                   "今天打款到我们专员的个人账户就行."])
 def test_money_word_between_verb_and_account_still_matches(text):
