@@ -696,6 +696,20 @@ def test_telling_others_of_the_debt_is_exposure(text, expected):
     assert bool(hits) is expected, hits
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("你再关机,我就打你爸妈的电话.", True),
+    ("八点前不回话,我就给你丈母娘打电话.", True),
+    ("从明天起我们每天往你们车间办公室打五个电话.", True),
+    ("我们不会打你家人的电话.", False),
+    ("你老婆的电话我们打不通.", False),
+    ("我们往您公司寄了一封函.", False),
+])
+def test_calling_family_or_workplace_is_third_party(text, expected):
+    hits = [h for h in default_lexicon().match(text)
+            if h.category == "third_party" and h.suppressed is None]
+    assert bool(hits) is expected, hits
+
+
 @pytest.mark.parametrize("text", ["你先转钱到私人账户,明天就给你销账.",
                                   "今天打款到我们专员的个人账户就行."])
 def test_money_word_between_verb_and_account_still_matches(text):
