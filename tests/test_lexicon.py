@@ -675,38 +675,32 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     assert bool(hits) is expected, hits
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("下午我把电话挨个打过去,跟他们讲你是个骗子.", True),
-    ("刚才跟你们店里接电话的李姐说了,你在外头欠了八千多.", True),
-    ("明天一个个去讲你欠一屁股债跑了.", True),
-    ("你们车间的人现在都晓得你欠钱的事了.", True),
-    ("你老板再问,我就告诉他你欠了多少.", True),
-    ("今晚我就把你欠钱的事跟你丈母娘讲清楚.", True),
-    ("回头把你欠钱的事发到你们厂的群里.", True),
-    ("我跟你说,你欠了三万块必须今天还.", False),  # the debtor told his own debt
-    ("我跟我们主管说了你欠了三万,可以申请减免.", False),  # the collector's own side
-    ("你家里人都知道你欠钱吗?", False),  # a question to the debtor
-    ("我们不会把你欠钱的事告诉任何人.", False),
-    ("你跟你老婆说了你欠了五万没有?", False),
-    ("你可以把欠款的情况跟家人商量一下.", False),
+@pytest.mark.parametrize("category, text, expected", [
+    ("exposure", "下午我把电话挨个打过去,跟他们讲你是个骗子.", True),
+    ("exposure", "刚才跟你们店里接电话的李姐说了,你在外头欠了八千多.", True),
+    ("exposure", "明天一个个去讲你欠一屁股债跑了.", True),
+    ("exposure", "你们车间的人现在都晓得你欠钱的事了.", True),
+    ("exposure", "你老板再问,我就告诉他你欠了多少.", True),
+    ("exposure", "今晚我就把你欠钱的事跟你丈母娘讲清楚.", True),
+    ("exposure", "回头把你欠钱的事发到你们厂的群里.", True),
+    ("exposure", "我跟你说,你欠了三万块必须今天还.", False),  # the debtor told his own debt
+    ("exposure", "我跟我们主管说了你欠了三万,可以申请减免.", False),  # the collector's own side
+    ("exposure", "你家里人都知道你欠钱吗?", False),  # a question to the debtor
+    ("exposure", "我们不会把你欠钱的事告诉任何人.", False),
+    ("exposure", "你跟你老婆说了你欠了五万没有?", False),
+    ("exposure", "你可以把欠款的情况跟家人商量一下.", False),
+    ("third_party", "你再关机,我就打你爸妈的电话.", True),
+    ("third_party", "八点前不回话,我就给你丈母娘打电话.", True),
+    ("third_party", "从明天起我们每天往你们车间办公室打五个电话.", True),
+    ("third_party", "我们不会打你家人的电话.", False),
+    ("third_party", "你老婆的电话我们打不通.", False),
+    ("third_party", "我们往您公司寄了一封函.", False),
 ])
-def test_telling_others_of_the_debt_is_exposure(text, expected):
+def test_telling_others_of_the_debt_and_calling_family_or_work(category, text, expected):
+    # exposure: the debt told to the debtor's boss, family or neighbours in shaming form;
+    # third_party: calling family (in-laws too) or the workplace.
     hits = [h for h in default_lexicon().match(text)
-            if h.category == "exposure" and h.suppressed is None]
-    assert bool(hits) is expected, hits
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("你再关机,我就打你爸妈的电话.", True),
-    ("八点前不回话,我就给你丈母娘打电话.", True),
-    ("从明天起我们每天往你们车间办公室打五个电话.", True),
-    ("我们不会打你家人的电话.", False),
-    ("你老婆的电话我们打不通.", False),
-    ("我们往您公司寄了一封函.", False),
-])
-def test_calling_family_or_workplace_is_third_party(text, expected):
-    hits = [h for h in default_lexicon().match(text)
-            if h.category == "third_party" and h.suppressed is None]
+            if h.category == category and h.suppressed is None]
     assert bool(hits) is expected, hits
 
 
