@@ -704,6 +704,20 @@ def test_telling_others_of_the_debt_and_calling_family_or_work(category, text, e
     assert bool(hits) is expected, hits
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("你家丫头天天自己走路上学,路上出点什么意外就不好了.", True),
+    ("工地上那么高,哪天脚底下一滑,谁说得准呢.", True),
+    ("你那店里电线老化,半夜起了火,谁也说不清是怎么回事.", True),
+    ("下雨路滑,您开车注意安全.", False),  # lawful small talk
+    ("谁说得准呢,也许下个月政策就变了.", False),  # no harm named
+    ("万一出了意外,保险是可以理赔的.", False),
+])
+def test_veiled_accidents_are_threats(text, expected):
+    hits = [h for h in default_lexicon().match(text) if h.rule_id == "threat.veiled_accident"
+            and h.suppressed is None]
+    assert bool(hits) is expected, hits
+
+
 @pytest.mark.parametrize("text", ["你先转钱到私人账户,明天就给你销账.",
                                   "今天打款到我们专员的个人账户就行."])
 def test_money_word_between_verb_and_account_still_matches(text):
