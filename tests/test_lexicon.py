@@ -695,26 +695,31 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     ("third_party", "我们不会打你家人的电话.", False),
     ("third_party", "你老婆的电话我们打不通.", False),
     ("third_party", "我们往您公司寄了一封函.", False),
+    ("threat", "你家丫头天天自己走路上学,路上出点什么意外就不好了.", True),
+    ("threat", "工地上那么高,哪天脚底下一滑,谁说得准呢.", True),
+    ("threat", "你那店里电线老化,半夜起了火,谁也说不清是怎么回事.", True),
+    ("threat", "下雨路滑,您开车注意安全.", False),  # lawful small talk
+    ("threat", "谁说得准呢,也许下个月政策就变了.", False),  # no harm named
+    ("threat", "万一出了意外,保险是可以理赔的.", False),
+    ("harassment", "不还是吧,我隔半个钟头就打一个.", True),
+    ("harassment", "我专挑你下夜班睡觉的时候打,让你睡不成.", True),
+    ("harassment", "我们每个月给你打一次电话提醒.", False),
+    ("harassment", "我们特意挑你午休的时候打,怕耽误你上班.", False),
+    ("private_payment", "今晚之前往我自己的卡里打三千.", True),
+    ("private_payment", "先转两千到我支付宝上,我帮你压一压.", True),
+    ("private_payment", "钱直接转到我同事的微信,他会帮你销账.", True),
+    ("private_payment", "这笔钱先存在专员名下,月底统一入账.", True),
+    ("private_payment", "我们不会让您往我个人卡里打钱.", False),
+    ("private_payment", "您转三千到APP里的还款页面就行.", False),
+    ("private_payment", "这笔还款会记在您名下的账户里.", False),
 ])
-def test_telling_others_of_the_debt_and_calling_family_or_work(category, text, expected):
+def test_rules_in_other_words(category, text, expected):
     # exposure: the debt told to the debtor's boss, family or neighbours in shaming form;
-    # third_party: calling family (in-laws too) or the workplace.
+    # third_party: calling family (in-laws too) or the workplace; threat: harm left to chance;
+    # harassment: calls at set intervals or chosen hours; private_payment: the collector's own
+    # or a colleague's account in other words. Each with lawful look-alikes.
     hits = [h for h in default_lexicon().match(text)
             if h.category == category and h.suppressed is None]
-    assert bool(hits) is expected, hits
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("你家丫头天天自己走路上学,路上出点什么意外就不好了.", True),
-    ("工地上那么高,哪天脚底下一滑,谁说得准呢.", True),
-    ("你那店里电线老化,半夜起了火,谁也说不清是怎么回事.", True),
-    ("下雨路滑,您开车注意安全.", False),  # lawful small talk
-    ("谁说得准呢,也许下个月政策就变了.", False),  # no harm named
-    ("万一出了意外,保险是可以理赔的.", False),
-])
-def test_veiled_accidents_are_threats(text, expected):
-    hits = [h for h in default_lexicon().match(text) if h.rule_id == "threat.veiled_accident"
-            and h.suppressed is None]
     assert bool(hits) is expected, hits
 
 
