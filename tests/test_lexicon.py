@@ -712,12 +712,18 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     ("private_payment", "我们不会让您往我个人卡里打钱.", False),
     ("private_payment", "您转三千到APP里的还款页面就行.", False),
     ("private_payment", "这笔还款会记在您名下的账户里.", False),
+    ("insult", "瞧你那熊样儿,就会嘴上硬.", True),
+    ("insult", "你个瓜娃子,借钱的时候咋不说周转不过来.", True),
+    ("insult", "你是不是二百五啊,这点账都算不清.", True),
+    ("insult", "您的欠款是三千二百五十元.", False),
+    ("insult", "看你这样子,最近是不是挺难的.", False),
 ])
 def test_rules_in_other_words(category, text, expected):
     # exposure: the debt told to the debtor's boss, family or neighbours in shaming form;
     # third_party: calling family (in-laws too) or the workplace; threat: harm left to chance;
     # harassment: calls at set intervals or chosen hours; private_payment: the collector's own
-    # or a colleague's account in other words. Each with lawful look-alikes.
+    # or a colleague's account in other words; insult: regional names, 瞧你那熊样. Each with
+    # lawful look-alikes.
     hits = [h for h in default_lexicon().match(text)
             if h.category == category and h.suppressed is None]
     assert bool(hits) is expected, hits
