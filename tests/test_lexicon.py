@@ -717,13 +717,21 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     ("insult", "你是不是二百五啊,这点账都算不清.", True),
     ("insult", "您的欠款是三千二百五十元.", False),
     ("insult", "看你这样子,最近是不是挺难的.", False),
+    ("false_legal", "法院下个礼拜就来你家里抓人.", True),
+    ("false_legal", "明天一早派车去你厂里带人.", True),
+    ("false_legal", "你再挂电话就是妨碍调查,罪加一等.", True),
+    ("false_legal", "先交五千撤案保证金,案子就销了.", True),
+    ("false_legal", "你是他的直系亲属,得先替他把一半垫上.", True),
+    ("false_legal", "法院也不会因为这个来抓人.", False),
+    ("false_legal", "作为紧急联系人,您没有还款义务.", False),
+    ("false_legal", "担保人按合同是要承担保证责任的.", False),
 ])
 def test_rules_in_other_words(category, text, expected):
     # exposure: the debt told to the debtor's boss, family or neighbours in shaming form;
     # third_party: calling family (in-laws too) or the workplace; threat: harm left to chance;
     # harassment: calls at set intervals or chosen hours; private_payment: the collector's own
-    # or a colleague's account in other words; insult: regional names, 瞧你那熊样. Each with
-    # lawful look-alikes.
+    # or a colleague's account in other words; insult: regional names, 瞧你那熊样; false_legal: arrests, obstruction,
+    # case fees, family liability. Each with lawful look-alikes.
     hits = [h for h in default_lexicon().match(text)
             if h.category == category and h.suppressed is None]
     assert bool(hits) is expected, hits
