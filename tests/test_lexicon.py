@@ -724,6 +724,7 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     ("false_legal", "你是他的直系亲属,得先替他把一半垫上.", True),
     ("false_legal", "法院也不会因为这个来抓人.", False),
     ("false_legal", "作为紧急联系人,您没有还款义务.", False),
+    ("false_legal", "我们不收任何保证金,撤诉费,收这些费用的都不是我们的人.", False),
     ("false_legal", "担保人按合同是要承担保证责任的.", False),
 ])
 def test_rules_in_other_words(category, text, expected):
