@@ -697,6 +697,8 @@ def test_everyone_will_know_you_owe_is_exposure(text, expected):
     ("third_party", "我们往您公司寄了一封函.", False),
     ("third_party", "明天法警直接去你单位带人.", False),  # an arrest claim: false_legal
     ("false_legal", "明天法警直接去你单位带人.", True),
+    ("threat", "明早民警就上你家敲门.", False),  # police at the door: false_legal
+    ("threat", "明天我们就派人上你家去.", True),
     ("threat", "你家丫头天天自己走路上学,路上出点什么意外就不好了.", True),
     ("threat", "工地上那么高,哪天脚底下一滑,谁说得准呢.", True),
     ("threat", "你那店里电线老化,半夜起了火,谁也说不清是怎么回事.", True),
