@@ -528,6 +528,20 @@ def test_a_call_the_speaker_received_is_retold(retold):
     assert lex.without_objections(retold) == ""
 
 
+@pytest.mark.parametrize("retold", ["还有个短信,讲点开链接就能给我信用卡解冻,要填验证码.",
+                                    "我收到一条短信,将点开链接填验证码就能解冻."])
+def test_a_message_the_speaker_received_is_retold(retold):
+    lex = default_lexicon()
+    hits = [h for h in lex.match(retold) if h.category == "sensitive_info" and h.suppressed is None]
+    assert not hits and lex.without_objections(retold) == ""
+
+
+def test_a_collector_naming_a_message_still_asks():
+    said = "你会收到一条短信,把上面的验证码念给我."
+    assert "sensitive_info" in {h.category for h in default_lexicon().match(said)
+                                if h.suppressed is None}
+
+
 @pytest.mark.parametrize("retold", [
     # As Whisper heard debtors of retired evaluation calls tell what a scammer asked.
     "要我把钱转去一个安全账户.",
@@ -587,6 +601,8 @@ def test_unknown_pressure_category_names_its_line(tmp_path):
         # "都别转", "一概别理" with 理 heard as 礼, "从不…叫人填" with the bank's name garbled.
         "有人让您打到私人微信,不管他自称是谁,都别转.",
         "有人让您打到私人微信,个人卡上一概别礼.",
+        # What the scammer gains, explained (the request itself garbled before it).
+        "屏幕共享功能别开,一开对方就能看到您的验证码和银行信息.",
     ],
 )
 def test_anti_fraud_warnings_do_not_count(warning):
