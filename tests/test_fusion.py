@@ -192,10 +192,28 @@ def test_the_lenders_own_account_anchors_no_private_payment(fused):
 RELAY = "您是俞长海的紧急联系人吧？我们这边一直联系不上他，您要是见到他，麻烦帮忙转告一声，让他回个电话。"
 
 
+class _ReadsThirdParty:
+    """The shipped classifier, but sure that every segment is third_party: what a model that
+    reads a contact and a missing debtor as pressure would say (an earlier one did)."""
+
+    def __init__(self, clf):
+        self._clf = clf
+
+    def __getattr__(self, name):
+        return getattr(self._clf, name)
+
+    def score_segments(self, segments, **kw):
+        scores = self._clf.score_segments(segments, **kw)
+        scores.proba[:, list(self._clf.categories).index("third_party")] = 0.99
+        return scores
+
+
 def test_a_relay_request_is_not_third_party_for_the_model(fused, monkeypatch):
-    # Without the veto the model reads the contact and the missing debtor as third_party.
+    scorer = fused.scorers[1]
+    monkeypatch.setattr(scorer, "classifier", _ReadsThirdParty(scorer.classifier))
     assert _detect(fused, RELAY) == []
-    monkeypatch.setattr(fused.scorers[1], "vetoes", {})
+    # Without the veto that model's reading makes the finding.
+    monkeypatch.setattr(scorer, "vetoes", {})
     assert [f.category for f in _detect(fused, RELAY)] == ["third_party"]
 
 
