@@ -165,6 +165,8 @@ class GuardedPatterns:
 
     patterns: tuple[re.Pattern[str], ...]
     unless: tuple[re.Pattern[str], ...] = ()
+    # What the patterns describe, for explanations (model_vetoes' `note`).
+    note: str = ""
 
     def matches(self, text: str) -> bool:
         return (any(p.search(text) for p in self.patterns)
@@ -412,12 +414,15 @@ def _guarded(check: _Checker, m: _Mapping, key: str, first: str) -> dict[str, Gu
     out = {}
     for cat in raw:
         line = raw.key_lines[cat]
-        entry = check.mapping(raw[cat], line, f"{key} 的“{cat}”", {first, "unless"})
+        entry = check.mapping(raw[cat], line, f"{key} 的“{cat}”", {first, "unless", "note"})
         patterns = check.regexes(entry, first)
         if not patterns:
             raise check.fail(line, f"{key} 的“{cat}”缺少 {first}（至少一个正则表达式）")
+        note = entry.get("note", "")
+        if not isinstance(note, str):
+            raise check.fail(entry.key_lines["note"], f"{key} 的“{cat}”的 note 应为一句文字")
         out[_category_id(check, cat, line, key)] = GuardedPatterns(
-            tuple(patterns), tuple(check.regexes(entry, "unless")))
+            tuple(patterns), tuple(check.regexes(entry, "unless")), note.strip())
     return out
 
 

@@ -656,8 +656,9 @@ class Explanation:
     other_party: float | None = None  # the role head's probability; None without one
     # Categories found only in an unverifiable claim (RuleDetector.corroborated).
     unverifiable: list[str] = field(default_factory=list)
-    # Categories the classifier is not asked about here (ClassifierScorer.vetoed).
-    vetoed: list[str] = field(default_factory=list)
+    # Categories the classifier is not asked about here (ClassifierScorer.vetoed), with the
+    # veto's note (what the words are taken for).
+    vetoed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -672,7 +673,7 @@ class Explanation:
             "threshold": self.threshold,
             "other_party": self.other_party,
             "unverifiable": self.unverifiable,
-            "vetoed": self.vetoed,
+            "vetoed": list(self.vetoed),
         }
 
     def render(self) -> str:
@@ -703,8 +704,9 @@ class Explanation:
                 lines.append(f"  [{f.category_zh}] {f.explanation}")
         else:
             lines.append(f"结论：没有达到阈值 {self.threshold:.2f} 的违规。")
-        for cat in self.vetoed:
-            lines.append(f"注意：这句话像是请对方转达回电之类的说法（_common.yaml 的 model_vetoes），分类模型对“{CATEGORIES[cat]}”的判断不计入，只看规则。")
+        for cat, note in self.vetoed.items():
+            lines.append(f"注意：这句话像是{note or '例外的说法'}（_common.yaml 的 model_vetoes），"
+                         f"分类模型对“{CATEGORIES[cat]}”的判断不计入，只看规则。")
         for cat in self.unverifiable:
             lines.append(f"注意：“{CATEGORIES[cat]}”这一条只是自称律师、律所或法务，属实就不违规，"
                          "录音无法核实；整通电话分析时，如果没有其他违规佐证，不计入报告。")
@@ -732,8 +734,9 @@ def explain(
         other_party = prepared[0].other_party
     unverifiable = [f.category for f in findings
                     if detector.unverifiable(f.category, prepared[0].text)]
-    vetoed = [cat for s in getattr(detector, "scorers", ()) if isinstance(s, ClassifierScorer)
-              for cat in s.vetoes if s.vetoed(cat, prepared[0], prepared)]
+    vetoed = {cat: veto.note for s in getattr(detector, "scorers", ())
+              if isinstance(s, ClassifierScorer)
+              for cat, veto in s.vetoes.items() if s.vetoed(cat, prepared[0], prepared)}
     return Explanation(
         text=text,
         normalized=normalized,

@@ -235,3 +235,9 @@ def test_model_vetoes(fused, texts, vetoed):
 def test_a_relay_with_pressure_is_still_found(fused):
     found = _detect(fused, "你是他紧急联系人，让他回个电话，不然这钱你先替他垫上。")
     assert "third_party" in {f.category for f in found}
+
+
+def test_explain_names_the_veto_from_its_note():
+    result = Analyzer().explain("以后每天最多联系您一次。")
+    assert result.to_dict()["vetoed"] == ["harassment"]
+    assert "承诺限制联系次数" in result.render() and "骚扰意图" in result.render()

@@ -666,12 +666,19 @@ def test_model_vetoes_are_validated(tmp_path):
     assert "relay" in message and "不是类别编号" in message
     message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  third_party:\n    when: [\"转告(\"]\n"})
     assert "第 3 行" in message and "无效" in message
+    message = load_error(tmp_path, {"_common.yaml": "model_vetoes:\n  third_party:\n    when: [转告]\n    note: [a]\n"})
+    assert "第 4 行" in message and "note" in message
 
 
 def test_bundled_model_vetoes():
     veto = default_lexicon().common.model_vetoes["third_party"]
     assert veto.matches("麻烦您转告他回个电话")
     assert not veto.matches("麻烦您转告他，他的欠款再不还就起诉")
+    # A promise to call less is not harassment; a promise to call until paid is.
+    limit = default_lexicon().common.model_vetoes["harassment"]
+    assert limit.matches("以后每天最多联系您一次") and limit.matches("每天不超过一次")
+    assert not limit.matches("每天只打一次,打到你还钱为止")
+    assert limit.note and default_lexicon().common.model_vetoes["third_party"].note
 
 
 def test_bundled_model_anchors_name_concrete_claims():
