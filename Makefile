@@ -64,6 +64,7 @@ samples: $(TTS_VENV)/.installed
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout10/dialogues.yaml eval/holdout10/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout11/dialogues.yaml eval/holdout11/
 	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout12/dialogues.yaml eval/holdout12/
+	$(TTS_VENV)/bin/python scripts/make_calls.py eval/holdout13/dialogues.yaml eval/holdout13/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@
 Parts (pick with --only a,b,c,d):
   (a) text: the corpus held-out split (in-domain; scripts/eval_text.py)
   (b) end to end: the embedded Whisper + the pipeline's detector, scored per labelled turn,
-      on eval/holdout10, eval/holdout11 and eval/holdout12 (blind held-out sets) and eval/calls
+      on eval/holdout10 … eval/holdout13 (blind held-out sets) and eval/calls
       (development set), none of them used for training; eval/holdout to eval/holdout9 are
       retired into the training corpus (scripts/calls_to_corpus.py) and run only when asked
       for (--calls)
@@ -74,12 +74,15 @@ CALL_SETS = {
     "holdout10": (ROOT / "eval" / "holdout10", "tenth held-out"),
     "holdout11": (ROOT / "eval" / "holdout11", "eleventh held-out"),
     "holdout12": (ROOT / "eval" / "holdout12", "twelfth held-out"),
+    "holdout13": (ROOT / "eval" / "holdout13", "thirteenth held-out"),
     "calls": (ROOT / "eval" / "calls", "development"),
     "samples": (ROOT / "samples", "demo"),  # the bundled demo calls, also tuned on
 }
-DEFAULT_CALL_SETS = "holdout10,holdout11,holdout12,calls"
+DEFAULT_CALL_SETS = "holdout10,holdout11,holdout12,holdout13,calls"
 # Sets whose misses and false alarms are never printed, only counted.
-BLIND_ROLES = frozenset({"tenth held-out", "eleventh held-out", "twelfth held-out"})
+BLIND_ROLES = frozenset(
+    {"tenth held-out", "eleventh held-out", "twelfth held-out", "thirteenth held-out"}
+)
 DATA_DIR = ROOT.parent / "shared" / "data"
 SPEECH_DIR = DATA_DIR / "speech"
 SUBSETS = {"magicdata_cs": "MagicData", "cv_aishell": "CV+AISHELL", "wenet": "WenetSpeech"}

@@ -35,11 +35,12 @@ HOLDOUT9 = ROOT / "eval" / "holdout9"
 HOLDOUT10 = ROOT / "eval" / "holdout10"
 HOLDOUT11 = ROOT / "eval" / "holdout11"
 HOLDOUT12 = ROOT / "eval" / "holdout12"
+HOLDOUT13 = ROOT / "eval" / "holdout13"
 SETS = {"samples": SAMPLES, "eval": EVAL, "holdout": HOLDOUT, "holdout2": HOLDOUT2,
         "holdout3": HOLDOUT3, "holdout4": HOLDOUT4, "holdout5": HOLDOUT5,
         "holdout6": HOLDOUT6, "holdout7": HOLDOUT7, "holdout8": HOLDOUT8,
         "holdout9": HOLDOUT9, "holdout10": HOLDOUT10, "holdout11": HOLDOUT11,
-        "holdout12": HOLDOUT12}
+        "holdout12": HOLDOUT12, "holdout13": HOLDOUT13}
 
 
 def load_labels(folder: Path) -> dict:
@@ -163,7 +164,8 @@ def test_stereo_sample_keeps_one_party_per_channel():
     [("samples", 2, 3), ("eval", 3, 5), ("holdout", 3, 5), ("holdout2", 3, 5), ("holdout3", 3, 6),
      ("holdout4", 2, 6), ("holdout5", 3, 6), ("holdout6", 3, 6),
      ("holdout7", 3, 6), ("holdout8", 3, 6), ("holdout9", 3, 6),
-     ("holdout10", 3, 6), ("holdout11", 3, 6), ("holdout12", 3, 6)],
+     ("holdout10", 3, 6), ("holdout11", 3, 6), ("holdout12", 3, 6),
+     ("holdout13", 3, 6)],
 )
 def test_coverage(name, per_category, lawful_calls):
     calls = calls_of(name)
