@@ -166,6 +166,39 @@ def count_by_category(matches: Iterable[CallMatch]) -> dict[str, Counts]:
     return per
 
 
+# --------------------------------------------------------------------------- scam headline
+
+
+def is_scam_call(call_id: str, lawful: bool) -> bool:
+    """Call sets name their scams in the id ("v08_scam_fake_regulator"); a lawful call may
+    only warn of one ("e03_lawful_scam_warning")."""
+    return not lawful and "scam" in call_id.split("_")
+
+
+@dataclass
+class ScamHeadlines:
+    """Which calls a report headlines as a likely scam (verdict.is_likely_scam), against the
+    calls that are scams."""
+
+    headlined: list[str] = field(default_factory=list)  # scam calls headlined
+    missed: list[str] = field(default_factory=list)  # scam calls not headlined
+    false_alarms: list[str] = field(default_factory=list)  # other calls headlined
+    others: int = 0  # calls that are not scams
+
+    def add(self, call_id: str, lawful: bool, likely_scam: bool) -> None:
+        if is_scam_call(call_id, lawful):
+            (self.headlined if likely_scam else self.missed).append(call_id)
+            return
+        self.others += 1
+        if likely_scam:
+            self.false_alarms.append(call_id)
+
+    def to_dict(self) -> dict:
+        return {"scam_calls": len(self.headlined) + len(self.missed),
+                "scam_headlined": self.headlined, "scam_missed": self.missed,
+                "other_calls": self.others, "other_headlined": self.false_alarms}
+
+
 # --------------------------------------------------------------------------- CER
 
 

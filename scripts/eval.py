@@ -47,6 +47,7 @@ from analyzer.evaluation import (  # noqa: E402
     TOLERANCE,
     CallMatch,
     CerTotal,
+    ScamHeadlines,
     Turn,
     cer,
     count_by_category,
@@ -416,12 +417,24 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_
     out()
 
     rows = []
+    scams = ScamHeadlines()
     for m in matches["fused"]:
+        likely_scam = bool(reports[m.call].extra["verdict"]["likely_scam"])
+        scams.add(m.call, m.lawful, likely_scam)
         rows.append([m.call, "yes" if m.lawful else "", str(len(m.recalled) + len(m.missed)),
-                     str(len(m.recalled)), str(m.findings), str(len(m.false_positives))])
-    out("Per call (fused, with Whisper):")
+                     str(len(m.recalled)), str(m.findings), str(len(m.false_positives)),
+                     "yes" if likely_scam else ""])
+    out("Per call (fused, with Whisper; \"likely scam\": the report's headline, 很可能是诈骗):")
     out()
-    out(table(["call", "lawful", "labels", "recalled", "findings", "false pos."], rows))
+    out(table(["call", "lawful", "labels", "recalled", "findings", "false pos.", "likely scam"],
+              rows))
+    out()
+    sc = scams.to_dict()
+    res_b["scam_headline"] = sc
+    out(f"- headlined as a likely scam: scam calls (the id says scam) **{len(scams.headlined)} "
+        f"of {sc['scam_calls']}**" + (f" (not: {', '.join(scams.missed)})" if scams.missed else "")
+        + f"; other calls {len(scams.false_alarms)} of {scams.others}"
+        + (f" ({', '.join(scams.false_alarms)})" if scams.false_alarms else ""))
     out()
 
     res[set_name] = res_b

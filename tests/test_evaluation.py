@@ -9,6 +9,7 @@ import pytest
 
 from analyzer.evaluation import (
     CerTotal,
+    ScamHeadlines,
     Turn,
     cer,
     cer_chars,
@@ -346,3 +347,18 @@ def test_keep_d_refuses_a_file_without_a_whole_part_d(tmp_path, text, capsys):
     assert e.value.code == 2 and "old.md" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ev.main(["--only", "ad", "--keep-d", str(old)])
+
+
+def test_scam_headlines_count_scams_by_their_ids():
+    s = ScamHeadlines()
+    s.add("v08_scam_fake_regulator", lawful=False, likely_scam=True)
+    s.add("v09_scam_fake_court", lawful=False, likely_scam=False)
+    s.add("e03_lawful_scam_warning", lawful=True, likely_scam=True)  # warns of a scam: not one
+    s.add("v10_agency_threats", lawful=False, likely_scam=False)
+    s.add("v11_scammer_name_in_word", lawful=False, likely_scam=True)  # "scammer" is not "scam"
+    assert s.to_dict() == {
+        "scam_calls": 2, "scam_headlined": ["v08_scam_fake_regulator"],
+        "scam_missed": ["v09_scam_fake_court"], "other_calls": 3,
+        "other_headlined": ["e03_lawful_scam_warning", "v11_scammer_name_in_word"],
+    }
+
