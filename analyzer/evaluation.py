@@ -184,8 +184,14 @@ class ScamHeadlines:
     missed: list[str] = field(default_factory=list)  # scam calls not headlined
     false_alarms: list[str] = field(default_factory=list)  # other calls headlined
     others: int = 0  # calls that are not scams
+    lawful_headlined: list[str] = field(default_factory=list)  # lawful calls headlined
+    lawful: int = 0  # lawful calls
 
     def add(self, call_id: str, lawful: bool, likely_scam: bool) -> None:
+        if lawful:
+            self.lawful += 1
+            if likely_scam:
+                self.lawful_headlined.append(call_id)
         if is_scam_call(call_id, lawful):
             (self.headlined if likely_scam else self.missed).append(call_id)
             return
@@ -193,10 +199,30 @@ class ScamHeadlines:
         if likely_scam:
             self.false_alarms.append(call_id)
 
+    def extend(self, other: ScamHeadlines) -> None:
+        self.headlined += other.headlined
+        self.missed += other.missed
+        self.false_alarms += other.false_alarms
+        self.others += other.others
+        self.lawful_headlined += other.lawful_headlined
+        self.lawful += other.lawful
+
     def to_dict(self) -> dict:
         return {"scam_calls": len(self.headlined) + len(self.missed),
                 "scam_headlined": self.headlined, "scam_missed": self.missed,
-                "other_calls": self.others, "other_headlined": self.false_alarms}
+                "other_calls": self.others, "other_headlined": self.false_alarms,
+                "lawful_calls": self.lawful, "lawful_headlined": self.lawful_headlined}
+
+    def line(self, of: str = "") -> str:
+        """One Markdown line: scams headlined, other and lawful calls headlined (`of`: whose
+        findings, e.g. " (fused)")."""
+        scams = len(self.headlined) + len(self.missed)
+        missed = f" (not: {', '.join(self.missed)})" if self.missed else ""
+        lawful = f" ({', '.join(self.lawful_headlined)})" if self.lawful_headlined else ""
+        return (f"- headlined as a likely scam{of}: scam calls (the id says scam) "
+                f"**{len(self.headlined)} of {scams}**{missed}; other calls "
+                f"{len(self.false_alarms)} of {self.others}, of them lawful "
+                f"**{len(self.lawful_headlined)} of {self.lawful}**{lawful}")
 
 
 # --------------------------------------------------------------------------- CER

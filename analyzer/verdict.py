@@ -12,22 +12,21 @@ from typing import Any
 from . import legal
 from .types import CATEGORIES, RISK_LEVEL_ZH, SEVERITIES, CallReport, Finding
 
-# A real collector never needs these: when they dominate a call the caller is probably a scammer.
+# A real collector never needs these: each is a scam signal, and the verdict warns of it.
 SCAM_CATEGORIES: tuple[str, ...] = ("impersonation", "sensitive_info", "private_payment")
-# Asking for a verification code or password is decisive on its own (legal-basis.md).
-DECISIVE_SCAM_CATEGORIES: frozenset[str] = frozenset({"sensitive_info"})
+# The headline "很可能是诈骗" wants two different signals: a scam needs a pretext and a take (an
+# authority's name and a code or money, or a code and money). One alone may be a false finding
+# (a garbled anti-fraud warning, a debtor reading out their own card) or a real collector
+# overstepping; with scores weighed against the other categories instead, lawful calls with one
+# false finding were headlined as scams (make eval at 3046501: 6 of the 24 lawful calls of the
+# held-out sets; left one out on the retired sets: 2 of 52, 20 of 20 scams headlined either way).
+SCAM_SIGNALS_FOR_HEADLINE = 2
 
 
 def is_likely_scam(findings: list[Finding]) -> bool:
-    """True when scam categories outweigh the others (each category counts its best score)."""
-    best: dict[str, float] = {}
-    for f in findings:
-        best[f.category] = max(best.get(f.category, 0.0), f.score)
-    if DECISIVE_SCAM_CATEGORIES & best.keys():
-        return True
-    scam = sum(s for c, s in best.items() if c in SCAM_CATEGORIES)
-    other = sum(s for c, s in best.items() if c not in SCAM_CATEGORIES)
-    return scam > 0 and scam >= other
+    """True when the call shows at least two different scam signals (SCAM_CATEGORIES)."""
+    found = {f.category for f in findings} & set(SCAM_CATEGORIES)
+    return len(found) >= SCAM_SIGNALS_FOR_HEADLINE
 
 
 def _ordered_categories(findings: list[Finding], data: legal.LegalData) -> list[str]:

@@ -57,10 +57,17 @@ from analyzer.classifier import (  # noqa: E402
     split_holdout,
 )
 from analyzer.errors import ModelError  # noqa: E402
-from analyzer.evaluation import Counts, Turn, count_by_category, match_call  # noqa: E402
+from analyzer.evaluation import (  # noqa: E402
+    Counts,
+    ScamHeadlines,
+    Turn,
+    count_by_category,
+    match_call,
+)
 from analyzer.lexicon import Lexicon  # noqa: E402
 from analyzer.scoring import ClassifierScorer, RuleDetector  # noqa: E402
 from analyzer.types import CATEGORIES, Segment  # noqa: E402
+from analyzer.verdict import is_likely_scam  # noqa: E402
 
 # The sets scripts/eval.py calls retired (their turns are in corpus/).
 RETIRED = tuple(name for name, (_, role) in eval_script.CALL_SETS.items()
@@ -153,9 +160,13 @@ def score_set(dets: dict[str, RuleDetector], calls: list[dict],
         heard[c["id"]] = (turns, segments_of(c, turns))
     out = {}
     for name, det in dets.items():
-        matches = [match_call(c["id"], det.detect(heard[c["id"]][1]), heard[c["id"]][0],
+        found = {c["id"]: det.detect(heard[c["id"]][1]) for c in calls}
+        matches = [match_call(c["id"], found[c["id"]], heard[c["id"]][0],
                               lawful=bool(c["lawful"])) for c in calls]
-        out[name] = {"counts": count_by_category(matches),
+        scams = ScamHeadlines()
+        for c in calls:
+            scams.add(c["id"], bool(c["lawful"]), is_likely_scam(found[c["id"]]))
+        out[name] = {"counts": count_by_category(matches), "scams": scams,
                      "lawful_flagged": [m.call for m in matches if m.lawful and m.findings],
                      "lawful_calls": sum(1 for m in matches if m.lawful),
                      "matches": matches,
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {v: {c: Counts() for c in (*CATEGORIES, "overall")} for v in VARIANTS}
     shipped_total = Counts()
     lawful = {v: [0, 0] for v in VARIANTS}
+    scams = ScamHeadlines()
     per_set = []
     for name in args.sets:
         folder = eval_script.CALL_SETS[name][0] if name in eval_script.CALL_SETS else ROOT / "eval" / name
@@ -254,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals[v][c].add(counts)
             lawful[v][0] += len(res[v]["lawful_flagged"])
             lawful[v][1] += res[v]["lawful_calls"]
+        scams.extend(res["fused"]["scams"])
         line = [name, str(len(calls)), str(dropped)]
         for v in VARIANTS:
             line += row(res[v]["counts"]["overall"])[2:]
@@ -293,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"- lawful calls with any finding: fused {lawful['fused'][0]}, model "
           f"{lawful['model'][0]}, lexicon {lawful['lexicon'][0]} of {lawful['fused'][1]}")
+    print(scams.line(" (fused)"))
     if args.errors:
         args.errors.write_text("\n".join(errors), "utf-8")
     return 0

@@ -431,10 +431,7 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_
     out()
     sc = scams.to_dict()
     res_b["scam_headline"] = sc
-    out(f"- headlined as a likely scam: scam calls (the id says scam) **{len(scams.headlined)} "
-        f"of {sc['scam_calls']}**" + (f" (not: {', '.join(scams.missed)})" if scams.missed else "")
-        + f"; other calls {len(scams.false_alarms)} of {scams.others}"
-        + (f" ({', '.join(scams.false_alarms)})" if scams.false_alarms else ""))
+    out(scams.line())
     out()
 
     res[set_name] = res_b

@@ -360,5 +360,13 @@ def test_scam_headlines_count_scams_by_their_ids():
         "scam_calls": 2, "scam_headlined": ["v08_scam_fake_regulator"],
         "scam_missed": ["v09_scam_fake_court"], "other_calls": 3,
         "other_headlined": ["e03_lawful_scam_warning", "v11_scammer_name_in_word"],
+        "lawful_calls": 1, "lawful_headlined": ["e03_lawful_scam_warning"],
     }
-
+    more = ScamHeadlines()
+    more.add("u01_lawful_bank", lawful=True, likely_scam=False)
+    more.add("u09_scam_safe_account", lawful=False, likely_scam=True)
+    s.extend(more)
+    assert s.line(" (fused)") == (
+        "- headlined as a likely scam (fused): scam calls (the id says scam) **2 of 3** (not: "
+        "v09_scam_fake_court); other calls 2 of 4, of them lawful **1 of 2** "
+        "(e03_lawful_scam_warning)")

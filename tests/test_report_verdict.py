@@ -1,4 +1,4 @@
-"""The layperson verdict: scam warning when scam signals dominate, calm when the call is lawful."""
+"""The layperson verdict: a scam headline on two scam signals, calm when the call is lawful."""
 
 from __future__ import annotations
 
@@ -21,15 +21,24 @@ def _ids(v: dict) -> list[str]:
     return [c["id"] for c in v["channels"]]
 
 
-def test_verification_code_request_is_a_scam_warning():
-    v = verdict.build(_report([("sensitive_info", 0.9)]))
+def test_a_code_request_with_a_private_account_is_a_scam_warning():
+    v = verdict.build(_report([("sensitive_info", 0.9), ("private_payment", 0.6)]))
     assert v["likely_scam"] is True
     s = v["summary"]
     assert "诈骗" in s and "不是借款机构" in s
     assert "挂断" in s and "110" in s and "96110" in s and "官方客服" in s
-    assert "索要敏感信息1处" in s
+    assert "索要敏感信息1处" in s and "转入个人账户1处" in s
     assert any("挂断" in a for a in v["advice"])
     assert _ids(v)[:2] == ["110", "96110"] and "lender" in _ids(v)
+
+
+def test_one_scam_signal_alone_is_warned_of_but_not_headlined():
+    # It may be a false finding (a garbled anti-fraud warning) on a lender's lawful call.
+    v = verdict.build(_report([("sensitive_info", 0.9)]))
+    assert v["likely_scam"] is False
+    s = v["summary"]
+    assert "很可能是诈骗" not in s
+    assert "索要敏感信息" in s and "诈骗的常见特征" in s and "不要转账或透露验证码" in s
 
 
 def test_impersonation_and_private_payment_outweigh_a_weak_threat():
@@ -87,8 +96,11 @@ def test_attach_stores_the_verdict():
 
 def test_is_likely_scam_rules():
     f = lambda cat, s: Finding(cat, 0, 1, s, "high", [], [], "")  # noqa: E731
-    assert verdict.is_likely_scam([f("sensitive_info", 0.3), f("threat", 0.99), f("insult", 0.9)])
-    assert verdict.is_likely_scam([f("private_payment", 0.6), f("insult", 0.6)])  # tie: scam
-    assert not verdict.is_likely_scam([f("private_payment", 0.5), f("insult", 0.6)])
-    assert not verdict.is_likely_scam([f("threat", 0.9)])
+    assert verdict.is_likely_scam([f("sensitive_info", 0.3), f("impersonation", 0.5),
+                                   f("threat", 0.99), f("insult", 0.9)])
+    assert verdict.is_likely_scam([f("private_payment", 0.6), f("impersonation", 0.6)])
+    # Two findings of one signal are still one signal.
+    assert not verdict.is_likely_scam([f("private_payment", 0.9), f("private_payment", 0.8)])
+    assert not verdict.is_likely_scam([f("sensitive_info", 0.99), f("insult", 0.6)])
+    assert not verdict.is_likely_scam([f("threat", 0.9), f("false_legal", 0.9)])
     assert not verdict.is_likely_scam([])
