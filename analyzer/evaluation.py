@@ -199,6 +199,10 @@ class ScamHeadlines:
         if likely_scam:
             self.false_alarms.append(call_id)
 
+    @property
+    def scam_calls(self) -> int:
+        return len(self.headlined) + len(self.missed)
+
     def extend(self, other: ScamHeadlines) -> None:
         self.headlined += other.headlined
         self.missed += other.missed
@@ -208,7 +212,7 @@ class ScamHeadlines:
         self.lawful += other.lawful
 
     def to_dict(self) -> dict:
-        return {"scam_calls": len(self.headlined) + len(self.missed),
+        return {"scam_calls": self.scam_calls,
                 "scam_headlined": self.headlined, "scam_missed": self.missed,
                 "other_calls": self.others, "other_headlined": self.false_alarms,
                 "lawful_calls": self.lawful, "lawful_headlined": self.lawful_headlined}
@@ -216,11 +220,10 @@ class ScamHeadlines:
     def line(self, of: str = "") -> str:
         """One Markdown line: scams headlined, other and lawful calls headlined (`of`: whose
         findings, e.g. " (fused)")."""
-        scams = len(self.headlined) + len(self.missed)
         missed = f" (not: {', '.join(self.missed)})" if self.missed else ""
         lawful = f" ({', '.join(self.lawful_headlined)})" if self.lawful_headlined else ""
         return (f"- headlined as a likely scam{of}: scam calls (the id says scam) "
-                f"**{len(self.headlined)} of {scams}**{missed}; other calls "
+                f"**{len(self.headlined)} of {self.scam_calls}**{missed}; other calls "
                 f"{len(self.false_alarms)} of {self.others}, of them lawful "
                 f"**{len(self.lawful_headlined)} of {self.lawful}**{lawful}")
 

@@ -429,8 +429,7 @@ def part_b_set(setup: Setup, res: dict, limit: int | None, set_name: str, calls_
     out(table(["call", "lawful", "labels", "recalled", "findings", "false pos.", "likely scam"],
               rows))
     out()
-    sc = scams.to_dict()
-    res_b["scam_headline"] = sc
+    res_b["scam_headline"] = scams.to_dict()
     out(scams.line())
     out()
 
