@@ -11,7 +11,8 @@ added, or --protect) is left out of its turn's row, so no evaluation text reache
 
 Idempotent: rows whose text is a turn of the given sets are removed before the turns are
 added again, so a rerun never duplicates them (a turn whose text was edited since leaves its
-old row behind: remove it by hand).
+old row behind: remove it by hand). Heard rows (scripts/heard_to_corpus.py) stay, even where
+Whisper wrote a turn word for word.
 
 Usage (from the repository root), then `callaudit train`; name every set that is training
 data (the retired held-out sets and corpus/calls/*), or the default protection, which covers
@@ -35,7 +36,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer.classifier import CATEGORY_IDS, LAWFUL, OTHER_PARTY_KIND, text_key  # noqa: E402
+from analyzer.classifier import (  # noqa: E402
+    CATEGORY_IDS,
+    LAWFUL,
+    OTHER_PARTY_KIND,
+    is_heard,
+    text_key,
+)
 from analyzer.fileio import atomic_write_text  # noqa: E402
 
 CALL_STYLE = "call"
@@ -126,9 +133,11 @@ def rewrite(corpus: Path, rows: dict[str, list[tuple[str, str]]],
 
 
 def merge(corpus: Path, rows: dict[str, list[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
-    """Rewrite each corpus file without the turns' texts, then with them; (removed, added)."""
+    """Rewrite each corpus file without the turns' texts, then with them; (removed, added).
+    Heard rows stay: Whisper may write a turn word for word, and a training set's heard rows
+    cannot be rebuilt without rendering its calls again."""
     texts = {t for items in rows.values() for t, _ in items}
-    return rewrite(corpus, rows, lambda text, _kind: text in texts)
+    return rewrite(corpus, rows, lambda text, kind: text in texts and not is_heard(kind))
 
 
 def main(argv: list[str] | None = None) -> int:

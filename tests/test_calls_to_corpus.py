@@ -51,6 +51,19 @@ def test_turns_go_where_their_labels_and_speakers_say(tmp_path):
     assert len(merged) == 1 and merged[0].labels == {"threat", "third_party"}
 
 
+def test_heard_rows_with_a_turns_text_stay(tmp_path):
+    """Whisper may write a turn word for word; its heard row (another set's, or this one's)
+    is not a stale script row, and a training set's heard rows cannot be rebuilt here."""
+    corpus = _corpus(tmp_path / "corpus")
+    lawful = corpus / "lawful.tsv"
+    with lawful.open("a", encoding="utf-8") as f:
+        f.write("可以申请分期还款\theard:other\n可以申请分期还款\tcall\n")
+    calls = _calls(tmp_path / "set", "再不还就找人去你爸妈家")
+    assert _script().main([str(calls), "--corpus", str(corpus)]) == 0
+    kept = [r for r in rows(lawful) if r[0] == "可以申请分期还款"]
+    assert sorted(kept) == [["可以申请分期还款", "call"], ["可以申请分期还款", "heard:other"]]
+
+
 def test_corpus_files_keep_their_permissions(tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     for p in corpus.iterdir():
