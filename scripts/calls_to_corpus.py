@@ -18,8 +18,7 @@ Usage (from the repository root), then `callaudit train`; name every set that is
 data (the retired held-out sets and corpus/calls/*), or the default protection, which covers
 every other eval/* set, trims a retired set's rows that share a sentence with another one:
     .venv/bin/python scripts/calls_to_corpus.py eval/holdout eval/holdout2 eval/holdout3 \
-        eval/holdout4 eval/holdout5 eval/holdout6 eval/holdout7 eval/holdout8 eval/holdout9 \
-        eval/holdout10 corpus/calls/*/
+        eval/holdout4 eval/holdout5 eval/holdout6 eval/holdout7 eval/holdout8 eval/holdout9 corpus/calls/*/
 """
 
 from __future__ import annotations

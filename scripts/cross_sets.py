@@ -1,12 +1,12 @@
 """Leave one set out: how the detector does on a retired evaluation set's calls when the
 classifier never saw that set.
 
-The retired held-out sets (eval/holdout .. eval/holdout10) are training data now, so the
+The retired held-out sets (eval/holdout .. eval/holdout9) are training data now, so the
 shipped classifier has read their turns. For each of them in turn this script trains the
 classifier as `callaudit train` does (same split, out-of-fold thresholds, same config) on the
 corpus less every row that is made only of that set's sentences, and scores the set's scripts
 (each turn's text at its time, as scripts/eval.py's "detection alone"; with --asr, what the
-embedded Whisper hears in the set's recordings). With ten sets of other authors' calls it is a
+embedded Whisper hears in the set's recordings). With eight sets of other authors' calls it is a
 larger check than the blind sets, and it spends none of their blindness: use it to screen a
 change to the classifier or its training before `make eval`.
 

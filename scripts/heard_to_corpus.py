@@ -23,7 +23,7 @@ named like their set (the audio is not kept in the repository; rendering needs t
 environment of the Makefile's `samples` target, about 4 minutes a set, and transcribing as
 long again):
     .tts-venv/bin/python scripts/make_calls.py --skip-silent corpus/calls/kin/dialogues.yaml /tmp/r/kin/
-    .venv/bin/python scripts/heard_to_corpus.py eval/holdout eval/holdout2 ... eval/holdout10 /tmp/r/kin ...
+    .venv/bin/python scripts/heard_to_corpus.py eval/holdout eval/holdout2 ... eval/holdout9 /tmp/r/kin ...
 Name every set each time: a set not named keeps its rows from the last run.
 """
 
