@@ -116,18 +116,30 @@ def turn_rows(sets: list[Path], protected: set[str] | None = None
 def rewrite(corpus: Path, rows: dict[str, list[tuple[str, str]]],
             stale: Callable[[str, str], bool]) -> dict[str, tuple[int, int]]:
     """Rewrite each corpus file without its stale rows (stale(text, style/kind)), then with
-    the new ones; (removed, added) per file."""
+    the new ones; (removed, added) per file. A stale row that is also a new one keeps its
+    place (once), so a rerun leaves the file as it was instead of moving rows to the end."""
     counts = {}
     for stem, items in rows.items():
         path = corpus / f"{stem}.tsv"
         header, *lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [ln for ln in lines
-                if not stale(ln.split("\t", 1)[0].strip(), ln.rsplit("\t", 1)[-1].strip())]
         added = list(dict.fromkeys(f"{t}\t{k}" for t, k in items))
+        wanted = set(added)
+        kept: list[str] = []
+        in_place: set[str] = set()
+        removed = 0
+        for ln in lines:
+            if not stale(ln.split("\t", 1)[0].strip(), ln.rsplit("\t", 1)[-1].strip()):
+                kept.append(ln)
+                continue
+            removed += 1
+            if ln in wanted and ln not in in_place:
+                kept.append(ln)
+                in_place.add(ln)
+        new = [ln for ln in added if ln not in in_place]
         # Keep the file's permissions (an atomic write's temporary file is private).
-        atomic_write_text(path, "\n".join([header, *kept, *added]) + "\n",
+        atomic_write_text(path, "\n".join([header, *kept, *new]) + "\n",
                           mode=stat.S_IMODE(path.stat().st_mode))
-        counts[stem] = (len(lines) - len(kept), len(added))
+        counts[stem] = (removed, len(added))
     return counts
 
 
