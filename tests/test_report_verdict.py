@@ -41,7 +41,7 @@ def test_one_scam_signal_alone_is_warned_of_but_not_headlined():
     assert "索要敏感信息" in s and "诈骗的常见特征" in s and "不要转账或透露验证码" in s
 
 
-def test_impersonation_and_private_payment_outweigh_a_weak_threat():
+def test_impersonation_and_private_payment_are_a_scam_beside_a_threat():
     rep = _report([("impersonation", 0.8), ("private_payment", 0.7), ("threat", 0.6)])
     v = verdict.build(rep)
     assert v["likely_scam"] is True
@@ -49,7 +49,7 @@ def test_impersonation_and_private_payment_outweigh_a_weak_threat():
     assert "威胁恐吓1处" in v["summary"]  # the rest is still mentioned
 
 
-def test_strong_abuse_with_a_weak_scam_signal_is_not_called_a_scam_but_warned():
+def test_abuse_with_one_scam_signal_is_not_called_a_scam_but_warned():
     rep = _report([("threat", 0.9), ("insult", 0.8), ("impersonation", 0.5)])
     v = verdict.build(rep)
     assert v["likely_scam"] is False
